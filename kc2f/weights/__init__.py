@@ -1,0 +1,18 @@
+"""Weight resampling for phase switches: pure functions and `transfer_weights`."""
+
+from kc2f.weights.resample import (
+    linear_resize_matrix,
+    resample_position_embedding,
+    resize_patch_kernel_bilinear,
+    resize_patch_kernel_pi,
+)
+from kc2f.weights.transfer import TransferReport, transfer_weights
+
+__all__ = [
+    "TransferReport",
+    "linear_resize_matrix",
+    "resample_position_embedding",
+    "resize_patch_kernel_bilinear",
+    "resize_patch_kernel_pi",
+    "transfer_weights",
+]
