@@ -179,6 +179,10 @@ class KaldiFbank(keras.layers.Layer):
             frames = self.num_frames(num_samples)
         else:
             frames = self.target_frames
+        if frames == 0:
+            # Shorter than one frame: no frames (the frame gather below cannot take an
+            # empty index on every backend).
+            return ops.zeros((ops.shape(x)[0], 0, self.num_mel_bins), dtype="float32")
         # Pad by a static amount, then slice, so the frame gather has a static
         # shape on every backend whatever the input length.
         needed = (frames - 1) * self.hop_length + self.window_length if frames else 0

@@ -1,0 +1,122 @@
+"""The `kc2f` command line: thin commands, each calling one library function."""
+
+import json
+import pathlib
+import sys
+
+import click
+
+from kc2f import __version__
+from kc2f import config as config_lib
+
+
+def _fail(error):
+    raise click.ClickException(str(error)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kc2f")
+def main():
+    """Coarse-to-fine training of Audio Spectrogram Transformers (Feng et al., ICASSP 2024).
+
+    Keras 3 multi-backend: set KERAS_BACKEND=jax (fastest on GPU), tensorflow or torch.
+    """
+
+
+@main.command()
+@click.option("--dataset", help="Dataset name (kc2f datasets lists them). Default: the embedded synthetic set.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root on disk.")
+@click.option("--method", type=click.Choice(config_lib.CHOICES["method"]), help="Compression of the initial phases.")
+@click.option("--factors", help="Compression factors per phase, e.g. 2,1 or 4,2,1; 1 alone is the baseline.")
+@click.option("--epochs", type=int, help="Total epochs (default: the dataset's recipe).")
+@click.option("--phase-epochs", help="Epochs per phase, e.g. 3,3,14 (overrides --initial-fraction).")
+@click.option("--initial-fraction", type=float, help="Share of epochs for the initial phases (default 0.25).")
+@click.option("--target", type=float, help="Budget mode: stop the final phase when the metric reaches this.")
+@click.option("--baseline", type=click.Path(file_okay=False), help="Budget mode: stop at this baseline run's best metric.")
+@click.option("--preset", type=click.Choice(["tiny", "small", "base"]), help="Model size preset.")
+@click.option("--batch-size", type=int, help="Batch size (default: the dataset's recipe).")
+@click.option("--lr", type=float, help="Peak learning rate.")
+@click.option("--seed", type=int, help="Random seed.")
+@click.option("--on-bad-audio", type=click.Choice(config_lib.CHOICES["on_bad_audio"]),
+              help="error (default): list every bad clip and stop before training; skip: drop and count them.")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory (default runs/<dataset>-<method>-<factors>-s<seed>).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any option (repeatable).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def fit(config_file, sets, run_dir, quiet, factors, phase_epochs, **options):
+    """Train a baseline or coarse-to-fine run; re-run the same command to resume it."""
+    from kc2f.training.trainer import RunError, fit as fit_run
+
+    try:
+        if factors is not None:
+            options["factors"] = config_lib.parse_value("factors", factors)
+        if phase_epochs is not None:
+            options["phase_epochs"] = config_lib.parse_value("phase_epochs", phase_epochs)
+        config = config_lib.build(config_file, sets, **options)
+        summary = fit_run(config, run_dir=run_dir, verbose=0 if quiet else 1, log=click.echo)
+    except (RunError, ValueError) as error:
+        _fail(error)
+    click.echo(json.dumps(summary, indent=2))
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--split", help="Split to evaluate (default: the run's eval split).")
+@click.option("--factors", default=None, help="Evaluate at these compression factors, e.g. 1,2,4 (default: the trained one).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root, if it moved.")
+@click.option("--batch-size", type=int, help="Batch size.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def evaluate(run_dir, split, factors, data_dir, batch_size, as_json):
+    """Metric of a trained run on a split, optionally at other compression factors."""
+    from kc2f.training.evaluation import evaluate_run
+
+    try:
+        parsed = config_lib.parse_value("factors", factors) if factors else None
+        rows = evaluate_run(run_dir, split=split, factors=parsed, data_dir=data_dir, batch_size=batch_size)
+    except ValueError as error:
+        _fail(error)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"| factor | tokens | {rows[0]['metric_name']} | clips/s |\n|---|---|---|---|")
+    for row in rows:
+        click.echo(f"| {row['factor']} | {row['tokens']} | {100 * row['metric']:.2f} | {row['clips_per_second']:.1f} |")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--baseline", required=True, type=click.Path(exists=True, file_okay=False), help="The baseline run.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the tables as JSON here.")
+@click.option("--csv", "csv_prefix", help="Also write PREFIX_table2.csv and PREFIX_table3.csv.")
+def report(run_dirs, baseline, json_path, csv_prefix):
+    """The paper's Table 2 (FLOPs/time saved to reach the baseline) and Table 3 (best metric)."""
+    from kc2f.training.report import build_report, format_csv, format_text
+
+    try:
+        tables = build_report(run_dirs, baseline)
+    except ValueError as error:
+        _fail(error)
+    click.echo(format_text(tables, tables["metric"]))
+    if json_path:
+        pathlib.Path(json_path).write_text(json.dumps(tables, indent=2))
+    if csv_prefix:
+        pathlib.Path(f"{csv_prefix}_table2.csv").write_text(format_csv(tables["table2"]))
+        pathlib.Path(f"{csv_prefix}_table3.csv").write_text(format_csv(tables["table3"]))
+
+
+@main.command()
+def datasets():
+    """List the datasets kc2f knows, with their recipe values."""
+    from kc2f.data.registry import DATASETS
+
+    click.echo("| name | layout | classes | metric | rate | clip s | frames | mel | epochs (initial) |")
+    click.echo("|---|---|---|---|---|---|---|---|---|")
+    for name, spec in DATASETS.items():
+        click.echo(
+            f"| {name} | {spec.layout} | {spec.num_classes or 'data'} | {spec.metric} | {spec.sample_rate} | "
+            f"{spec.clip_seconds:g} | {spec.target_frames} | {spec.num_mel_bins} | {spec.epochs} ({spec.initial_epochs}) |"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

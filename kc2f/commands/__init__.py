@@ -1,0 +1,1 @@
+"""Click commands that live beside `kc2f.cli` (each calls one library function)."""

@@ -1,0 +1,72 @@
+"""Per-epoch training clock and exact validation metrics, as a Keras callback."""
+
+import time
+
+import keras
+import numpy as np
+
+from kc2f.training.metrics import compute_metrics
+
+
+def predict_scores(model, dataset, multilabel):
+    """Scores (softmax or sigmoid) and labels of a whole dataset, as NumPy.
+
+    Args:
+        model: the classifier (logits out).
+        dataset: iterable of `(inputs, labels)` batches.
+        multilabel: sigmoid scores if `True`, softmax otherwise.
+
+    Returns:
+        `(scores, labels)`, both `(examples, classes)` float32.
+    """
+    scores, labels = [], []
+    for inputs, targets in dataset:
+        logits = np.asarray(keras.ops.convert_to_numpy(model.predict_on_batch(inputs)), np.float64)
+        if multilabel:
+            probabilities = 1.0 / (1.0 + np.exp(-logits))
+        else:
+            shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+            probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        scores.append(probabilities.astype(np.float32))
+        labels.append(np.asarray(targets, np.float32))
+    if not scores:
+        raise ValueError("The evaluation dataset is empty.")
+    return np.concatenate(scores), np.concatenate(labels)
+
+
+class EpochEvaluator(keras.callbacks.Callback):
+    """Times each training epoch and adds exact validation metrics to its logs.
+
+    Metrics are computed over the whole validation set at once (exact mAP, not
+    a per-batch approximation), after the epoch's training part is timed, so
+    `train_seconds` excludes evaluation. Adds to the epoch logs:
+    `train_seconds`, `eval_seconds`, `val_metric` (the dataset's metric) and
+    `val_<name>` for every metric of `compute_metrics`.
+
+    Args:
+        dataset_fn: zero-argument function returning the validation dataset.
+        multilabel: whether labels are multi-hot.
+        metric: name of the headline metric (`"accuracy"` or `"mAP"`).
+    """
+
+    def __init__(self, dataset_fn, multilabel, metric):
+        super().__init__()
+        self.dataset_fn = dataset_fn
+        self.multilabel = multilabel
+        self.metric = metric
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        logs["train_seconds"] = time.perf_counter() - self._start
+        start = time.perf_counter()
+        scores, labels = predict_scores(self.model, self.dataset_fn(), self.multilabel)
+        values = compute_metrics(scores, labels, self.multilabel)
+        for name, value in values.items():
+            logs[f"val_{name}"] = float(value)
+        logs["val_metric"] = float(values[self.metric])
+        logs["eval_seconds"] = time.perf_counter() - start

@@ -1,0 +1,135 @@
+"""The coarse-to-fine phase schedule: which factor trains for which epochs."""
+
+import dataclasses
+import math
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseSchedule:
+    """Factors and epochs of each training phase.
+
+    *From Coarse to Fine* (https://arxiv.org/abs/2401.08415) trains phase `i` on
+    inputs compressed `factors[i]`× along time, for `phase_epochs[i]` epochs;
+    the last factor is always 1 (full resolution). `factors == (1,)` is the
+    baseline.
+
+    Args:
+        factors: descending compression factors ending in 1, e.g. `(2, 1)`.
+        phase_epochs: epochs per phase, same length, each >= 1.
+    """
+
+    factors: tuple
+    phase_epochs: tuple
+
+    def __post_init__(self):
+        factors, epochs = tuple(self.factors), tuple(self.phase_epochs)
+        if not factors or any(not isinstance(f, int) or f < 1 for f in factors):
+            raise ValueError(f"factors must be positive integers. Received: factors={factors}")
+        if factors[-1] != 1:
+            raise ValueError(f"factors must end in 1 (full resolution). Received: factors={factors}")
+        if any(a <= b for a, b in zip(factors, factors[1:])):
+            raise ValueError(f"factors must be strictly descending. Received: factors={factors}")
+        if len(epochs) != len(factors):
+            raise ValueError(
+                "phase_epochs needs one entry per factor. Received: "
+                f"factors={factors}, phase_epochs={epochs}"
+            )
+        if any(not isinstance(e, int) or e < 1 for e in epochs):
+            raise ValueError(f"phase_epochs must be integers >= 1. Received: phase_epochs={epochs}")
+        object.__setattr__(self, "factors", factors)
+        object.__setattr__(self, "phase_epochs", epochs)
+
+    @property
+    def total_epochs(self):
+        return sum(self.phase_epochs)
+
+    @property
+    def num_phases(self):
+        return len(self.factors)
+
+    def phase_of_epoch(self, epoch):
+        """Phase index (0-based) that trains global epoch `epoch` (0-based)."""
+        if not 0 <= epoch < self.total_epochs:
+            raise ValueError(
+                f"epoch must be in [0, {self.total_epochs}). Received: epoch={epoch}"
+            )
+        phase = 0
+        while epoch >= self.phase_end(phase):
+            phase += 1
+        return phase
+
+    def phase_start(self, phase):
+        """First global epoch (0-based) of `phase`."""
+        return sum(self.phase_epochs[:phase])
+
+    def phase_end(self, phase):
+        """One past the last global epoch of `phase`."""
+        return sum(self.phase_epochs[: phase + 1])
+
+    def is_last_epoch_of_phase(self, epoch):
+        return epoch + 1 == self.phase_end(self.phase_of_epoch(epoch))
+
+
+def parse_factors(text):
+    """Parses `"4,2,1"` into `(4, 2, 1)`; raises ValueError naming the text."""
+    if isinstance(text, (list, tuple)):
+        items = list(text)
+    else:
+        items = [item.strip() for item in str(text).split(",") if item.strip()]
+    try:
+        factors = tuple(int(item) for item in items)
+    except ValueError:
+        raise ValueError(
+            f"factors must be comma-separated integers such as '2,1'. Received: factors={text!r}"
+        ) from None
+    if not factors:
+        raise ValueError(f"factors must not be empty. Received: factors={text!r}")
+    return factors
+
+
+def build_schedule(factors, epochs, phase_epochs=None, initial_fraction=0.25):
+    """Splits `epochs` over the phases of `factors`.
+
+    With `phase_epochs` given, it is used as is (and must sum to `epochs` when
+    `epochs` is given). Otherwise the initial (compressed) phases together take
+    `initial_fraction` of the epochs, rounded to the nearest epoch, at least one
+    each, split evenly among them (earlier phases take the remainder), as the
+    paper gives the initial phase 5 of 20 epochs (1 of 5 on AudioSet); the final
+    full-resolution phase takes the rest.
+
+    Args:
+        factors: e.g. `(2, 1)`.
+        epochs: total epochs (the baseline's), or `None` with `phase_epochs`.
+        phase_epochs: optional explicit split.
+        initial_fraction: share of `epochs` for the initial phases, in (0, 1).
+
+    Returns:
+        `PhaseSchedule`.
+    """
+    factors = parse_factors(factors)
+    if phase_epochs is not None:
+        phase_epochs = parse_factors(phase_epochs)
+        if epochs is not None and sum(phase_epochs) != epochs:
+            raise ValueError(
+                "phase_epochs must add up to epochs. Received: "
+                f"phase_epochs={phase_epochs}, epochs={epochs}"
+            )
+        return PhaseSchedule(factors, phase_epochs)
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an integer >= 1. Received: epochs={epochs}")
+    if len(factors) == 1:
+        return PhaseSchedule(factors, (epochs,))
+    if not 0.0 < initial_fraction < 1.0:
+        raise ValueError(
+            f"initial_fraction must be in (0, 1). Received: initial_fraction={initial_fraction}"
+        )
+    initial_phases = len(factors) - 1
+    initial = max(initial_phases, int(math.floor(epochs * initial_fraction + 0.5)))
+    if initial >= epochs:
+        raise ValueError(
+            f"{epochs} epochs leave no epoch for the final phase of factors {factors}. "
+            f"Received: epochs={epochs}, initial_fraction={initial_fraction}"
+        )
+    base, extra = divmod(initial, initial_phases)
+    split = tuple(base + (1 if i < extra else 0) for i in range(initial_phases))
+    return PhaseSchedule(factors, split + (epochs - initial,))

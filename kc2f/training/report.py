@@ -1,0 +1,126 @@
+"""The paper's Table 2 (budget) and Table 3 (convergence) rows from run histories."""
+
+import csv
+import io
+import json
+import pathlib
+
+
+def load_run(run_dir):
+    """Reads a run's `history.json` and `config.json` into a dict."""
+    run_dir = pathlib.Path(run_dir)
+    history_path = run_dir / "history.json"
+    if not history_path.exists():
+        raise ValueError(f"{run_dir} is not a kc2f run directory with a finished epoch (no history.json).")
+    history = json.loads(history_path.read_text())
+    if not history:
+        raise ValueError(f"{history_path} holds no epoch.")
+    config_path = run_dir / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    return {"run_dir": str(run_dir), "history": history, "config": config, "summary": summary}
+
+
+def run_name(run):
+    config = run["config"]
+    factors = config.get("factors") or sorted({row["factor"] for row in run["history"]}, reverse=True)
+    if list(factors) == [1]:
+        return "baseline"
+    return f"{config.get('method', '?')} {'→'.join(str(f) for f in factors)}"
+
+
+def _best(history):
+    # The first epoch with the best metric: the baseline's cost is paid up to there.
+    best = max(row["val_metric"] for row in history)
+    return next(row for row in history if row["val_metric"] == best)
+
+
+def table2_row(run, baseline):
+    """Budget-mode row: metric when the run first reaches the baseline's best.
+
+    *From Coarse to Fine* (https://arxiv.org/abs/2401.08415), Table 2: the final
+    phase stops at the first epoch whose validation metric reaches the
+    baseline's best; FLOPs and wall-time saved are `1 - run / baseline`, with
+    the baseline's cumulative cost counted up to its best epoch. Only epochs of
+    the final (C = 1) phase count. A run that never reaches the baseline gets
+    `reached = False` and its savings at its best epoch.
+
+    Returns:
+        dict: name, metric, delta, flops_save_pct, time_save_pct, reached, epoch.
+    """
+    base = _best(baseline["history"])
+    final_factor = min(row["factor"] for row in run["history"])
+    final = [row for row in run["history"] if row["factor"] == final_factor]
+    hit = next((row for row in final if row["val_metric"] >= base["val_metric"]), None)
+    row = hit if hit is not None else _best(run["history"])
+    return {
+        "name": run_name(run),
+        "run_dir": run["run_dir"],
+        "metric": row["val_metric"],
+        "delta": row["val_metric"] - base["val_metric"],
+        "flops_save_pct": 100.0 * (1.0 - row["cumulative_flops"] / base["cumulative_flops"]),
+        "time_save_pct": 100.0 * (1.0 - row["cumulative_seconds"] / base["cumulative_seconds"]),
+        "reached": hit is not None,
+        "epoch": row["epoch"],
+        "baseline_metric": base["val_metric"],
+        "baseline_epoch": base["epoch"],
+    }
+
+
+def table3_row(run, baseline):
+    """Convergence-mode row: best metric over all epochs and its difference to the baseline's."""
+    best, base = _best(run["history"]), _best(baseline["history"])
+    return {
+        "name": run_name(run),
+        "run_dir": run["run_dir"],
+        "best_metric": best["val_metric"],
+        "delta": best["val_metric"] - base["val_metric"],
+        "epoch": best["epoch"],
+        "total_flops": run["history"][-1]["cumulative_flops"],
+        "total_seconds": run["history"][-1]["cumulative_seconds"],
+    }
+
+
+def build_report(run_dirs, baseline_dir):
+    """Table 2 and Table 3 rows of `run_dirs` against `baseline_dir`."""
+    baseline = load_run(baseline_dir)
+    runs = [load_run(d) for d in run_dirs]
+    return {
+        "metric": baseline["summary"].get("metric", "metric"),
+        "baseline": table3_row(baseline, baseline) | {"name": "baseline"},
+        "table2": [table2_row(run, baseline) for run in runs],
+        "table3": [table3_row(run, baseline) for run in runs],
+    }
+
+
+def format_text(report, metric_name="metric", scale=100.0):
+    """The two tables as Markdown, metric in percent (as the paper prints them)."""
+    out = io.StringIO()
+    base = report["baseline"]
+    out.write(f"Baseline: {metric_name} {scale * base['best_metric']:.2f} at epoch {base['epoch']}\n\n")
+    out.write(f"Table 2 (budget: stop at the baseline's best)\n\n")
+    out.write(f"| run | {metric_name} (Δ) | FLOPs save % | time save % | epoch |\n|---|---|---|---|---|\n")
+    for row in report["table2"]:
+        note = "" if row["reached"] else " (not reached)"
+        out.write(
+            f"| {row['name']} | {scale * row['metric']:.2f} ({scale * row['delta']:+.2f}){note} | "
+            f"{row['flops_save_pct']:.2f} | {row['time_save_pct']:.2f} | {row['epoch']} |\n"
+        )
+    out.write(f"\nTable 3 (convergence: best over all epochs)\n\n")
+    out.write(f"| run | best {metric_name} | Δ | epoch |\n|---|---|---|---|\n")
+    for row in report["table3"]:
+        out.write(
+            f"| {row['name']} | {scale * row['best_metric']:.2f} | {scale * row['delta']:+.2f} | {row['epoch']} |\n"
+        )
+    return out.getvalue()
+
+
+def format_csv(rows):
+    """CSV of a list of row dicts."""
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue()
