@@ -10,8 +10,8 @@ TensorFlow, so ``kc2f --version`` and ``import kc2f`` are instant and silent.
 
 import os as _os
 
-# TensorFlow's C++ INFO lines ("This TensorFlow binary is optimized ...") are noise
+# TensorFlow's C++ INFO and WARNING lines ("This TensorFlow binary is optimized ...") are noise
 # for users; warnings and errors still show. A user's own setting wins.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"

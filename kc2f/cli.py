@@ -118,5 +118,11 @@ def datasets():
         )
 
 
+from kc2f.commands.export import export  # noqa: E402
+from kc2f.commands.predict import predict  # noqa: E402
+
+main.add_command(export)
+main.add_command(predict)
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,6 +23,7 @@ OPTIONS = {
     "initial_fraction": (float, 0.25, "share of epochs for the initial phases"),
     "target": ((float, type(None)), None, "budget mode: stop the final phase at this metric"),
     "baseline": ((str, type(None)), None, "budget mode: stop at this baseline run's best metric"),
+    "init": ((str, type(None)), None, "initialise from a checkpoint (.pth/.safetensors/.npz/.keras/run dir)"),
     "preset": ((str, type(None)), None, "model size preset: tiny | small | base"),
     "hidden_dim": (int, 128, "token width (ignored with a preset)"),
     "depth": (int, 4, "transformer blocks (ignored with a preset)"),

@@ -192,12 +192,13 @@ DATASETS = {
     # under 1 s). 1.28 s gives 126 frames of 10 ms, padded to 128 (8 patches of 16).
     # 64 mel bins: at 8 kHz the 256-point FFT has 129 bins, too few for 128 filters.
     # mean/std: Kaldi fbank (KaldiFbank(sample_rate=8000, num_mel_bins=64)) over the
-    # 2500 training clips (index 5-49), no augmentation, padded frames excluded:
+    # 2700 training clips (index 5-49), no augmentation, padded frames excluded
+    # (clips cropped at the start to 1.28 s, as in evaluation):
     #   python -m kc2f.data.stats --dataset fsdd --data-dir ../shared/data/fsdd --split train
     "fsdd": DatasetSpec(
         name="fsdd", layout="fsdd", num_classes=10, multilabel=False, metric="accuracy",
         sample_rate=8000, clip_seconds=1.28, target_frames=128, num_mel_bins=64,
-        mean=-7.3311453, std=3.964365, freqm=8, timem=24, mixup=0.0,
+        mean=-6.802681, std=3.920047, freqm=8, timem=24, mixup=0.0,
         epochs=30, initial_epochs=8, lr=1e-3, batch_size=32, balanced_sampling=False,
     ),
     # Generic layouts: the user supplies the data; stats must be computed.

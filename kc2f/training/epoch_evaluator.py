@@ -21,6 +21,8 @@ def predict_scores(model, dataset, multilabel):
     """
     scores, labels = [], []
     for inputs, targets in dataset:
+        # NumPy in: tf.data tensors are not valid inputs under every backend.
+        inputs = keras.tree.map_structure(np.asarray, inputs)
         logits = np.asarray(keras.ops.convert_to_numpy(model.predict_on_batch(inputs)), np.float64)
         if multilabel:
             probabilities = 1.0 / (1.0 + np.exp(-logits))

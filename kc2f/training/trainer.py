@@ -194,11 +194,7 @@ def fit(config, run_dir=None, verbose=1, log=print):
     run_dir.mkdir(parents=True, exist_ok=True)
     fault_where, fault_epoch = _fault_hook()
 
-    def fault(where, epoch):
-        if where == fault_where and epoch == fault_epoch:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    store = CheckpointStore(run_dir, fault_hook=lambda where: fault(where, current_epoch))
+    store = CheckpointStore(run_dir)
     state = store.load_state()
     if state is not None:
         saved = json.loads((run_dir / "config.json").read_text())
@@ -222,7 +218,7 @@ def fit(config, run_dir=None, verbose=1, log=print):
         target = _baseline_best(config["baseline"])
         log(f"Budget mode: stop the final phase at {spec.metric} >= {target:.4f} (baseline {config['baseline']}).")
 
-    # Data: index, check every file once, then build per-epoch pipelines.
+    # Data: index, check every file once (bad clips are listed, then fatal or skipped).
     try:
         train, label_names = manifest.build_index(spec, config["data_dir"], config["train_split"])
         evaluation, _ = manifest.build_index(spec, config["data_dir"], config["eval_split"])
@@ -230,24 +226,27 @@ def fit(config, run_dir=None, verbose=1, log=print):
         raise RunError(str(error)) from None
     train = _subset(train, config["max_train_examples"], config["seed"])
     evaluation = _subset(evaluation, config["max_eval_examples"], config["seed"])
-    bad_audio = {}
+    reports, bad_audio = {}, {}
     for name, examples in (("train", train), ("eval", evaluation)):
-        report = pipeline.validate_audio(examples, spec, on_bad_audio=config["on_bad_audio"])
+        report = pipeline.validate_audio(examples, spec)
+        reports[name] = report
         if report.bad:
-            bad_audio[name] = report.counts()
-            log(f"Skipped {len(report.bad)} bad {name} clips: {report.counts()}")
-            for line in report.lines():
-                log(f"  {line}")
-        if name == "train":
-            train = report.good
-        else:
-            evaluation = report.good
-    if not train or not evaluation:
-        raise RunError(f"No usable clips left: {len(train)} training, {len(evaluation)} evaluation.")
+            if config["on_bad_audio"] == "error":
+                raise RunError(str(pipeline.BadAudioError(report)))
+            bad_audio[name] = dict(report.counts)
+            log(f"Skipping bad {name} clips: {report.summary()}")
+            for bad in report.bad:
+                log(f"  - {bad.source}: {bad.message}")
+    num_train = reports["train"].num_good
+    if not num_train or not reports["eval"].num_good:
+        raise RunError(
+            f"No usable clips left: {num_train} training, {reports['eval'].num_good} evaluation."
+        )
     if config["mean"] is None:
         from kc2f.data.stats import compute_stats
 
-        mean, std = compute_stats(train, spec)
+        good = [e for e, ok in zip(train, reports["train"].good_mask) if ok]
+        mean, std = compute_stats(good, spec)
         config["mean"], config["std"] = float(mean), float(std)
         log(f"Normalisation statistics of the training split: mean {mean:.4f}, std {std:.4f}")
     if state is None:
@@ -256,146 +255,179 @@ def fit(config, run_dir=None, verbose=1, log=print):
 
     precision = _set_precision(config["precision"])
     batch_size = config["batch_size"]
-    drop = len(train) >= batch_size
-    steps_per_epoch = len(train) // batch_size if drop else 1
-    samples_per_epoch = steps_per_epoch * batch_size if drop else len(train)
-
-    def train_data(epoch):
-        return pipeline.make_dataset(
-            train, label_names, spec, batch_size=batch_size, training=True, seed=config["seed"],
-            epoch=epoch, mixup=config["mixup"], cache=config["cache"], drop_remainder=drop,
-        )
+    drop = num_train >= batch_size
+    steps_per_epoch = pipeline.steps_per_epoch(num_train, batch_size, drop)
+    samples_per_epoch = steps_per_epoch * batch_size if drop else num_train
 
     def eval_data():
         return pipeline.make_dataset(
-            evaluation, label_names, spec, batch_size=batch_size, training=False, cache=config["cache"]
+            evaluation, label_names, spec, batch_size=batch_size, training=False,
+            on_bad_audio="skip", audio_report=reports["eval"],
         )
 
     writer = ScalarWriter(run_dir / "tensorboard")
     history = list(state["history"]) if state else []
     counters = dict(state["counters"]) if state else {"flops": 0.0, "seconds": 0.0}
     start_epoch = len(history)
-    current_epoch = start_epoch
+
+    def fault(where, epoch):
+        if where == fault_where and epoch == fault_epoch:
+            os.kill(os.getpid(), signal.SIGKILL)
 
     keras.utils.set_random_seed(config["seed"])
-    model, optimizer = None, None
+    model = None
     if start_epoch:
         previous = schedule.phase_of_epoch(start_epoch - 1)
         model = build_model(config, spec, len(label_names), schedule.factors[previous])
         store.restore_model(state["checkpoint"], model)
         log(f"Resuming {run_dir} after epoch {start_epoch} (phase {previous + 1}, C={model.factor}).")
-    evaluator = EpochEvaluator(eval_data, spec.multilabel, spec.metric)
-    switch = PhaseSwitch(schedule, target=target)
+    elif config.get("init"):
+        model = build_model(config, spec, len(label_names), schedule.factors[0])
+        _initialize(model, config["init"], log)
     log(
-        f"Run {run_dir}: {config['dataset']} ({len(train)} train / {len(evaluation)} eval clips, "
-        f"{len(label_names)} classes), method {config['method']}, factors {list(schedule.factors)}, "
-        f"epochs per phase {list(schedule.phase_epochs)}, precision {precision}"
+        f"Run {run_dir}: {config['dataset']} ({num_train} train / {reports['eval'].num_good} eval "
+        f"clips, {len(label_names)} classes), method {config['method']}, factors "
+        f"{list(schedule.factors)}, epochs per phase {list(schedule.phase_epochs)}, "
+        f"precision {precision}"
     )
 
+    evaluator = EpochEvaluator(eval_data, spec.multilabel, spec.metric)
+    switch = PhaseSwitch(schedule, target=target)
+    recorder = _Recorder(
+        schedule=schedule, spec=spec, store=store, writer=writer, history=history,
+        counters=counters, samples_per_epoch=samples_per_epoch, bad_audio=bad_audio,
+        target=target, run_dir=run_dir, switch=switch, fault=fault, log=log,
+    )
     finished = bool(state and state.get("finished"))
     reason = state.get("stop_reason") if state else None
     epoch = start_epoch
     while epoch < schedule.total_epochs and not finished:
-        current_epoch = epoch
         phase = schedule.phase_of_epoch(epoch)
         factor = schedule.factors[phase]
-        overhead = 0.0
-        if model is None or model.factor != factor or optimizer is None:
-            switch_start = time.perf_counter()
-            if model is None:
-                model = build_model(config, spec, len(label_names), factor)
-            elif model.factor != factor:
-                new_model = build_model(config, spec, len(label_names), factor)
-                report = transfer_weights(model, new_model)
-                log(
-                    f"Phase {phase + 1}: C={model.factor} -> C={factor}, tokens "
-                    f"{model.num_patch_tokens} -> {new_model.num_patch_tokens}; resized "
-                    f"{', '.join(report.paths('resized'))}; fresh optimizer and LR schedule."
-                )
-                writer.text(epoch, "phase_switch", f"epoch {epoch}: C={model.factor} -> C={factor}")
-                model = new_model
-            optimizer = _compile(model, config, spec, steps_per_epoch)
-            resume_optimizer = (
-                epoch == start_epoch and start_epoch > 0
-                and schedule.phase_of_epoch(start_epoch - 1) == phase
+        switch_start = time.perf_counter()
+        if model is None:
+            model = build_model(config, spec, len(label_names), factor)
+        elif model.factor != factor:
+            new_model = build_model(config, spec, len(label_names), factor)
+            report = transfer_weights(model, new_model)
+            log(
+                f"Phase {phase + 1}: C={model.factor} -> C={factor}, tokens "
+                f"{model.num_patch_tokens} -> {new_model.num_patch_tokens}; resized "
+                f"{', '.join(report.paths('resized'))}; fresh optimizer and LR schedule."
             )
-            if resume_optimizer:
-                store.restore_optimizer(state["checkpoint"], optimizer, model.trainable_variables)
-            overhead = time.perf_counter() - switch_start
-
-        result = model.fit(
-            train_data(epoch),
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            verbose=verbose,
-            callbacks=[evaluator, switch],
+            writer.text(epoch, "phase_switch", f"epoch {epoch}: C={model.factor} -> C={factor}")
+            model = new_model
+        # A fresh optimizer and LR schedule per phase, as the paper resets them; a
+        # run resumed inside a phase gets its saved optimizer state back.
+        optimizer = _compile(model, config, spec, steps_per_epoch)
+        if epoch == start_epoch and start_epoch and schedule.phase_of_epoch(start_epoch - 1) == phase:
+            store.restore_optimizer(state["checkpoint"], optimizer, model.trainable_variables)
+        recorder.overhead = time.perf_counter() - switch_start
+        dataset = pipeline.make_dataset(
+            train, label_names, spec, batch_size=batch_size, training=True, seed=config["seed"],
+            epoch=epoch, mixup=config["mixup"], cache=config["cache"], drop_remainder=drop,
+            repeat=True, on_bad_audio="skip", audio_report=reports["train"],
         )
-        logs = {k: float(v[-1]) for k, v in result.history.items()}
-        fault("epoch", epoch + 1)
-        epoch_flops = training_flops_per_sample(model) * samples_per_epoch
-        counters["flops"] += epoch_flops
-        counters["seconds"] += logs["train_seconds"] + overhead
+        model.fit(
+            dataset,
+            steps_per_epoch=steps_per_epoch,
+            initial_epoch=epoch,
+            epochs=schedule.phase_end(phase),
+            verbose=verbose,
+            callbacks=[evaluator, switch, recorder],
+            shuffle=False,  # the pipeline orders each epoch from (seed, epoch)
+        )
+        epoch = len(history)
+        finished = switch.finished
+        reason = recorder.reason
+
+    return _finalize(run_dir, model, config, spec, schedule, history, counters, bad_audio,
+                     target, reason, writer, log)
+
+
+def _initialize(model, path, log):
+    from kc2f.weights.pretrained import initialize_from
+
+    try:
+        report = initialize_from(model, path)
+    except (ValueError, OSError) as error:
+        raise RunError(f"--init {path}: {error}") from None
+    log(f"Initialised from {path}:\n{report}")
+
+
+class _Recorder(keras.callbacks.Callback):
+    """Per-epoch bookkeeping: history row, counters, TensorBoard, atomic checkpoint."""
+
+    def __init__(self, *, schedule, spec, store, writer, history, counters, samples_per_epoch,
+                 bad_audio, target, run_dir, switch, fault, log):
+        super().__init__()
+        self.schedule, self.spec, self.store, self.writer = schedule, spec, store, writer
+        self.history, self.counters = history, counters
+        self.samples_per_epoch, self.bad_audio, self.target = samples_per_epoch, bad_audio, target
+        self.run_dir, self.switch, self.fault, self.log = run_dir, switch, fault, log
+        self.overhead = 0.0
+        self.reason = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        model, optimizer = self.model, self.model.optimizer
+        self.fault("epoch", epoch + 1)
+        phase = self.schedule.phase_of_epoch(epoch)
+        epoch_flops = training_flops_per_sample(model) * self.samples_per_epoch
+        train_seconds = logs["train_seconds"] + self.overhead
+        self.overhead = 0.0
+        self.counters["flops"] += epoch_flops
+        self.counters["seconds"] += train_seconds
+        lr = optimizer.learning_rate
         row = {
             "epoch": epoch + 1,
             "phase": phase + 1,
-            "factor": factor,
+            "factor": model.factor,
             "tokens": model.num_patch_tokens,
-            "loss": logs.get("loss"),
+            "loss": float(logs["loss"]),
             "val_metric": logs["val_metric"],
-            "lr": float(keras.ops.convert_to_numpy(
-                optimizer.learning_rate(optimizer.iterations)
-                if callable(optimizer.learning_rate) else optimizer.learning_rate
-            )),
-            "samples": samples_per_epoch,
-            "train_seconds": logs["train_seconds"] + overhead,
+            "lr": float(keras.ops.convert_to_numpy(lr(optimizer.iterations) if callable(lr) else lr)),
+            "samples": self.samples_per_epoch,
+            "train_seconds": train_seconds,
             "eval_seconds": logs["eval_seconds"],
             "epoch_flops": epoch_flops,
-            "cumulative_flops": counters["flops"],
-            "cumulative_seconds": counters["seconds"],
+            "cumulative_flops": self.counters["flops"],
+            "cumulative_seconds": self.counters["seconds"],
         }
         row.update({k: v for k, v in logs.items() if k.startswith("val_") and k != "val_metric"})
-        history.append(row)
-        writer.scalars(epoch + 1, {
-            "loss": row["loss"], f"val/{spec.metric}": row["val_metric"], "lr": row["lr"],
-            "phase": row["phase"], "factor": factor, "tokens": row["tokens"],
+        self.history.append(row)
+        metric = self.spec.metric
+        self.writer.scalars(epoch + 1, {
+            "loss": row["loss"], f"val/{metric}": row["val_metric"], "lr": row["lr"],
+            "phase": row["phase"], "factor": row["factor"], "tokens": row["tokens"],
             "cumulative_train_flops": row["cumulative_flops"],
             "cumulative_train_seconds": row["cumulative_seconds"],
             **{f"val/{k[4:]}": v for k, v in row.items() if k.startswith("val_") and k != "val_metric"},
         })
-        writer.flush()
-        log(
-            f"epoch {epoch + 1}/{schedule.total_epochs} phase {phase + 1} C={factor}: "
-            f"loss {row['loss']:.4f} {spec.metric} {row['val_metric']:.4f} "
-            f"({row['train_seconds']:.1f}s train, {counters['flops'] / 1e12:.3f} TFLOP so far)"
+        self.writer.flush()
+        self.log(
+            f"epoch {epoch + 1}/{self.schedule.total_epochs} phase {phase + 1} C={model.factor}: "
+            f"loss {row['loss']:.4f} {metric} {row['val_metric']:.4f} ({train_seconds:.1f}s train, "
+            f"{self.counters['flops'] / 1e12:.3f} TFLOP so far)"
         )
-        finished = switch.finished
-        if switch.target_reached:
-            reason = f"target {target:.4f} reached"
-        elif finished:
-            reason = "all epochs trained"
-        best_epoch = max(history, key=lambda r: r["val_metric"])["epoch"]
-        new_state = {
-            "history": history,
-            "counters": counters,
-            "finished": finished,
-            "stop_reason": reason,
-            "bad_audio": bad_audio,
-            "target": target,
-            "best_epoch": best_epoch,
+        if self.switch.target_reached:
+            self.reason = f"target {self.target:.4f} reached"
+        elif self.switch.finished:
+            self.reason = "all epochs trained"
+        state = {
+            "history": self.history,
+            "counters": self.counters,
+            "finished": self.switch.finished,
+            "stop_reason": self.reason,
+            "bad_audio": self.bad_audio,
+            "target": self.target,
+            "best_epoch": max(self.history, key=lambda r: r["val_metric"])["epoch"],
         }
-        if switch.switch:
-            # The next epoch starts a phase: its optimizer will be new anyway.
-            optimizer_to_save = None
-        else:
-            optimizer_to_save = optimizer
-        store.save(f"epoch-{epoch + 1:04d}", model, optimizer_to_save, new_state)
-        _write_history(run_dir, history)
-        epoch += 1
-        if finished:
-            break
-
-    return _finalize(run_dir, model, config, spec, schedule, history, counters, bad_audio,
-                     target, reason, writer, log)
+        # After a phase's last epoch the next phase compiles a fresh optimizer anyway.
+        keep_optimizer = None if self.switch.switch else optimizer
+        self.store.fault_hook = lambda where: self.fault(where, epoch + 1)
+        self.store.save(f"epoch-{epoch + 1:04d}", model, keep_optimizer, state)
+        _write_history(self.run_dir, self.history)
 
 
 def _finalize(run_dir, model, config, spec, schedule, history, counters, bad_audio, target,

@@ -1,0 +1,103 @@
+"""`kc2f bench`: training-step throughput of the kc2f AST on the active backend.
+
+Thin command over `kc2f.benchmark`. Imports neither TensorFlow nor
+`kc2f.data` unless `--from-files` is given, so it runs under a JAX- or
+PyTorch-only install:
+
+    KERAS_BACKEND=jax kc2f bench --size base --factors 1,2,4 --batch 64 --precision mixed_bfloat16
+
+Also runnable as `python -m kc2f.commands.bench ...`.
+"""
+
+import json
+import sys
+
+import click
+
+
+def _split(text, convert=str, what="value"):
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        return [convert(item) for item in items]
+    except ValueError:
+        raise click.BadParameter(f"expects a comma-separated list of {what}. Received: {text!r}") from None
+
+
+@click.command(name="bench")
+@click.option("--size", "sizes", default="base", show_default=True,
+              help="Preset sizes, comma-separated: tiny,small,base.")
+@click.option("--hidden", type=int, help="Custom size: token width (overrides --size).")
+@click.option("--depth", type=int, help="Custom size: transformer blocks (default 12).")
+@click.option("--heads", type=int, help="Custom size: attention heads (default hidden/64).")
+@click.option("--methods", default="maxpool", show_default=True,
+              help="Compression methods: maxpool,avgpool,fshift,patch-bl,patch-pi.")
+@click.option("--factors", default="1,2,4", show_default=True, help="Compression factors C.")
+@click.option("--batch", type=int, default=64, show_default=True, help="Batch size.")
+@click.option("--seconds", type=float, default=10.0, show_default=True, help="Synthetic clip length, s.")
+@click.option("--sample-rate", type=int, default=16000, show_default=True, help="Synthetic sample rate, Hz.")
+@click.option("--frames", type=int, help="Full-resolution fbank frames (default: 10 ms frames padded "
+              "to whole patches at C=4, 1024 for 10 s).")
+@click.option("--steps", type=int, default=30, show_default=True, help="Timed steps (median reported).")
+@click.option("--warmup", type=int, default=5, show_default=True, help="Warm-up steps (compilation included).")
+@click.option("--precision", type=click.Choice(["auto", "float32", "mixed_bfloat16", "mixed_float16"]),
+              default="auto", show_default=True, help="auto: mixed_bfloat16 on GPU/TPU, float32 on CPU.")
+@click.option("--jit", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="XLA of the train step (auto: on for JAX and TensorFlow; on: torch.compile on PyTorch).")
+@click.option("--num-classes", type=int, default=527, show_default=True, help="Classes of the head.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of data and SpecAugment.")
+@click.option("--from-files", "from_files", type=click.Path(exists=True, file_okay=False),
+              help="Feed the step from audio files under DIR through the tf.data pipeline.")
+@click.option("--dataset", default="folder", show_default=True,
+              help="With --from-files: the registry recipe and layout of DIR (e.g. fsdd, esc50, folder).")
+@click.option("--split", default="train", show_default=True, help="With --from-files: the split to read.")
+@click.option("--find-max-batch", is_flag=True, help="Report the largest batch that fits per size and factor.")
+@click.option("--max-batch", type=int, default=4096, show_default=True,
+              help="With --find-max-batch: upper bound of the search.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+def bench(sizes, hidden, depth, heads, methods, factors, batch, seconds, sample_rate, frames, steps,
+          warmup, precision, jit, num_classes, seed, from_files, dataset, split, find_max_batch,
+          max_batch, as_json):
+    """Time the training step (fbank, compression, SpecAugment, loss, Adam) on this backend.
+
+    Prints one line per configuration: step_ms (median, device-synchronised),
+    samples_per_s, achieved tflops from the closed-form training FLOPs, mfu
+    against a matmul peak measured here, step_ratio vs C=1 next to flops_ratio,
+    and peak device memory (n/a where the backend does not expose it).
+    """
+    from kc2f import benchmark
+
+    def log(line):  # progress on stderr; the table (or JSON) on stdout at the end
+        click.echo(f"# done: {line}", err=True)
+
+    try:
+        size_list = benchmark.model_sizes(_split(sizes), hidden, depth, heads)
+        method_list = _split(methods)
+        factor_list = _split(factors, int, "integers")
+        if find_max_batch:
+            result = benchmark.find_max_batch(
+                size_list, method_list, factor_list, start=min(batch, max_batch), max_batch=max_batch,
+                seconds=seconds, sample_rate=sample_rate, target_frames=frames, precision=precision,
+                jit=jit, num_classes=num_classes, log=log,
+            )
+            text = benchmark.format_max_batch(result)
+        elif from_files:
+            log(f"from files: {from_files} (dataset recipe {dataset!r}, split {split!r})")
+            result = benchmark.benchmark_files(
+                from_files, size_list, method_list, factor_list, batch, dataset=dataset, split=split,
+                steps=steps, warmup=warmup, precision=precision, jit=jit, seed=seed, log=log,
+            )
+            text = benchmark.format_lines(result)
+        else:
+            result = benchmark.run_benchmark(
+                size_list, method_list, factor_list, batch, seconds=seconds, sample_rate=sample_rate,
+                target_frames=frames, steps=steps, warmup=warmup, precision=precision, jit=jit,
+                num_classes=num_classes, seed=seed, log=log,
+            )
+            text = benchmark.format_lines(result)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(json.dumps(result, indent=2) if as_json else text)
+
+
+if __name__ == "__main__":
+    sys.exit(bench())

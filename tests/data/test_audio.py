@@ -1,0 +1,116 @@
+"""Decoding and resampling: every container/format/rate gives the same waveform."""
+
+import os
+
+import numpy as np
+import pytest
+import scipy.io.wavfile
+import scipy.signal
+
+from kc2f.data import audio
+
+from ._fixtures import FSDD_DIR, band_limited_signal, write_flac, write_float_wav, write_wav
+
+TARGET = 16000
+
+
+def reference(path):
+    """scipy reads the file, averages channels, resample_poly to 16 kHz."""
+    rate, data = scipy.io.wavfile.read(path)
+    if data.dtype == np.uint8:
+        x = (data.astype(np.float64) - 128) / 128
+    elif data.dtype == np.int16:
+        x = data / 32768.0
+    elif data.dtype == np.int32:  # scipy returns 24-bit left-justified in int32
+        x = data / 2.0**31
+    else:
+        x = data.astype(np.float64)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    g = np.gcd(rate, TARGET)
+    return scipy.signal.resample_poly(x, TARGET // g, rate // g)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 44100, 48000])
+@pytest.mark.parametrize("width,channels", [(1, 1), (2, 1), (2, 2), (3, 1), (3, 2)])
+def test_wav_formats_match_scipy(tmp_path, rate, width, channels):
+    x = band_limited_signal(rate, seconds=0.25)
+    if channels == 2:
+        x = np.stack([x, 0.5 * x[::-1]], axis=1)
+    path = write_wav(str(tmp_path / "clip.wav"), x, rate, width)
+    y = audio.load_audio(path, TARGET)
+    ref = reference(path)
+    assert y.dtype == np.float32 and y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, atol=1e-3)
+    # Beyond the quantisation of 8-bit files, every format is the same signal.
+    mono = x if channels == 1 else x.mean(axis=1)
+    g = np.gcd(rate, TARGET)
+    ideal = scipy.signal.resample_poly(mono, TARGET // g, rate // g)
+    np.testing.assert_allclose(y, ideal, atol=2e-2 if width == 1 else 1e-3)
+
+
+@pytest.mark.parametrize("dtype", ["<f4", "<f8"])
+def test_float_wav_with_extra_chunk(tmp_path, dtype):
+    x = band_limited_signal(44100, seconds=0.2)
+    path = write_float_wav(str(tmp_path / "f.wav"), x, 44100, dtype)
+    np.testing.assert_allclose(audio.load_audio(path, TARGET), reference(path), atol=1e-5)
+
+
+@pytest.mark.parametrize("rate", [16000, 44100])
+def test_flac_equals_wav(tmp_path, rate):
+    x = np.stack([band_limited_signal(rate, 0.25), band_limited_signal(rate, 0.25, seed=1)], axis=1)
+    wav = write_wav(str(tmp_path / "a.wav"), x, rate, 2)
+    flac = write_flac(str(tmp_path / "a.flac"), x, rate)
+    np.testing.assert_allclose(audio.load_audio(flac, TARGET), audio.load_audio(wav, TARGET), atol=1e-6)
+    np.testing.assert_allclose(audio.load_audio(flac, TARGET), reference(wav), atol=1e-3)
+
+
+def test_ogg_vorbis_decodes(tmp_path):
+    import tensorflow as tf
+    import tensorflow_io as tfio
+
+    x = band_limited_signal(44100, 0.5).astype(np.float32)
+    path = str(tmp_path / "a.ogg")
+    with open(path, "wb") as f:
+        f.write(tfio.audio.encode_vorbis(tf.constant(np.stack([x, x], 1)), rate=44100).numpy())
+    y = audio.load_audio(path, TARGET)
+    ref = scipy.signal.resample_poly(x, 160, 441)
+    assert abs(len(y) - len(ref)) < 0.01 * len(ref)  # lossy codec: length within its padding
+    n = min(len(y), len(ref))
+    assert np.corrcoef(y[:n], ref[:n])[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("rate_in,rate_out", [(8000, 16000), (44100, 16000), (48000, 16000),
+                                              (22050, 16000), (16000, 8000)])
+def test_resampler_equals_resample_poly(rate_in, rate_out):
+    x = np.random.default_rng(0).standard_normal(rate_in // 4 + 13).astype(np.float32)
+    g = np.gcd(rate_in, rate_out)
+    ref = scipy.signal.resample_poly(x.astype(np.float64), rate_out // g, rate_in // g)
+    y = audio.resample(x, rate_in, rate_out).numpy()
+    assert y.shape == ref.shape
+    np.testing.assert_allclose(y, ref, atol=1e-5)
+    # A crop computes only what it needs and still equals the full resampling.
+    r = audio.get_resampler(rate_in, rate_out)
+    start = 2 * r.up
+    np.testing.assert_allclose(r(x, start, 500).numpy(), ref[start:start + 500], atol=1e-5)
+
+
+def test_errors_name_the_file(tmp_path):
+    with pytest.raises(audio.AudioError, match="missing.wav: file does not exist"):
+        audio.load_audio(str(tmp_path / "missing.wav"), TARGET)
+    (tmp_path / "text.wav").write_bytes(b"hello, not audio")
+    with pytest.raises(audio.AudioError, match=r"text.wav: not an audio file \(starts with b'hello, n'\)"):
+        audio.load_audio(str(tmp_path / "text.wav"), TARGET)
+    with pytest.raises(ValueError, match="Received: sample_rate=0"):
+        audio.load_audio(str(tmp_path / "text.wav"), 0)
+
+
+@pytest.mark.skipif(not os.path.isdir(FSDD_DIR), reason=f"FSDD not found at {FSDD_DIR}")
+def test_real_fsdd_clip():
+    path = os.path.join(FSDD_DIR, "recordings", "0_jackson_0.wav")
+    y8 = audio.load_audio(path, 8000)
+    rate, data = scipy.io.wavfile.read(path)
+    assert rate == 8000
+    np.testing.assert_array_equal(y8, (data / 32768.0).astype(np.float32))
+    np.testing.assert_allclose(audio.load_audio(path, 16000),
+                               scipy.signal.resample_poly(data / 32768.0, 2, 1), atol=1e-5)

@@ -1,0 +1,70 @@
+"""Checkpoints are atomic: a write killed half-way leaves the previous state loadable."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from kc2f.models import AudioSpectrogramTransformer
+from kc2f.training.checkpoint_store import CheckpointStore
+
+SMALL = dict(num_classes=3, hidden_dim=8, depth=1, num_heads=1, target_frames=32, num_mel_bins=16,
+             sample_rate=8000, freqm=2, timem=4)
+
+
+class Killed(Exception):
+    pass
+
+
+def _trained():
+    model = AudioSpectrogramTransformer(method="maxpool", factor=1, **SMALL)
+    model.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).standard_normal((4, 3000)).astype("float32")
+    model.fit(x, np.eye(3)[[0, 1, 2, 0]].astype("float32"), epochs=1, verbose=0)
+    return model
+
+
+def test_save_and_restore_model_and_optimizer(tmp_path):
+    model = _trained()
+    store = CheckpointStore(tmp_path)
+    assert store.load_state() is None
+    store.save("epoch-0001", model, model.optimizer, {"history": [{"epoch": 1}]})
+    assert store.load_state()["checkpoint"] == "epoch-0001"
+    clone = AudioSpectrogramTransformer(method="maxpool", factor=1, **SMALL)
+    clone.compile(optimizer="adam", loss="categorical_crossentropy")
+    store.restore_model("epoch-0001", clone)
+    store.restore_optimizer("epoch-0001", clone.optimizer, clone.trainable_variables)
+    for a, b in zip(model.variables, clone.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(clone.optimizer.iterations.numpy()) == int(model.optimizer.iterations.numpy()) > 0
+    for a, b in zip(model.optimizer.variables, clone.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a.numpy()), np.asarray(b.numpy()))
+
+
+def test_kill_during_write_keeps_previous_state(tmp_path):
+    model = _trained()
+    CheckpointStore(tmp_path).save("epoch-0001", model, model.optimizer, {"history": [1]})
+
+    def die(where):
+        raise Killed(where)
+
+    with pytest.raises(Killed):
+        CheckpointStore(tmp_path, fault_hook=die).save("epoch-0002", model, model.optimizer, {"history": [1, 2]})
+    store = CheckpointStore(tmp_path)
+    state = store.load_state()
+    assert state == {"history": [1], "checkpoint": "epoch-0001"}
+    store.restore_model("epoch-0001", AudioSpectrogramTransformer(method="maxpool", factor=1, **SMALL))
+    # The next successful save cleans up the half-written directory.
+    store.save("epoch-0002", model, model.optimizer, {"history": [1, 2]})
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch-0002"]
+    assert json.loads((tmp_path / "state.json").read_text())["checkpoint"] == "epoch-0002"
+
+
+def test_restore_into_other_architecture_is_a_clear_error(tmp_path):
+    model = _trained()
+    store = CheckpointStore(tmp_path)
+    store.save("epoch-0001", model, None, {})
+    other = AudioSpectrogramTransformer(method="maxpool", factor=1, **dict(SMALL, depth=2))
+    with pytest.raises(ValueError, match="different configuration"):
+        store.restore_model("epoch-0001", other)

@@ -1,0 +1,63 @@
+"""A run killed with SIGKILL (in each phase, and inside a checkpoint write) resumes exactly."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import FSDD, REPO
+
+pytestmark = pytest.mark.skipif(not FSDD.exists(), reason=f"FSDD not found at {FSDD}")
+
+COMMON = [
+    "fit", "--dataset", "fsdd", "--data-dir", str(FSDD.parent), "--method", "maxpool",
+    "--factors", "2,1", "--phase-epochs", "2,2", "--batch-size", "8", "--quiet",
+    "--set", "max_train_examples=24", "--set", "max_eval_examples=8", "--set", "hidden_dim=16",
+    "--set", "depth=1", "--set", "num_heads=1", "--set", "warmup_steps=2",
+]
+
+
+def _fit(run_dir, fault=None):
+    env = dict(os.environ)
+    env.pop("KC2F_FAULT", None)
+    if fault:
+        env["KC2F_FAULT"] = fault
+    return subprocess.run(
+        [sys.executable, "-m", "kc2f.cli", *COMMON, "--run-dir", str(run_dir)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
+def _history(run_dir):
+    return json.loads((run_dir / "history.json").read_text())
+
+
+def test_sigkill_in_each_phase_and_during_a_checkpoint_write_resumes(tmp_path):
+    reference = tmp_path / "reference"
+    done = _fit(reference)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    run = tmp_path / "killed"
+    for fault, epochs_committed in (("epoch:1", 0), ("checkpoint:2", 1), ("epoch:3", 2)):
+        killed = _fit(run, fault)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+        assert len(_history(run)) == epochs_committed if epochs_committed else not (run / "state.json").exists()
+    finished = _fit(run)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "Resuming" in finished.stdout
+
+    expected, got = _history(reference), _history(run)
+    assert [r["epoch"] for r in got] == [1, 2, 3, 4]
+    assert [(r["phase"], r["factor"]) for r in got] == [(r["phase"], r["factor"]) for r in expected]
+    assert got[-1]["cumulative_flops"] == expected[-1]["cumulative_flops"]
+    # Same data order, augmentation and optimizer state: the same losses.
+    for a, b in zip(got, expected):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-3), (a, b)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs_trained"] == 4
+    # Re-running a finished run does nothing.
+    again = _fit(run)
+    assert again.returncode == 0 and "already finished" in again.stdout
