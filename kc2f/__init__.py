@@ -11,7 +11,7 @@ TensorFlow, so ``kc2f --version`` and ``import kc2f`` are instant and silent.
 import os as _os
 
 # TensorFlow's C++ INFO and WARNING lines ("This TensorFlow binary is optimized ...") are noise
-# for users; warnings and errors still show. A user's own setting wins.
+# for users (errors still show; Python warnings are untouched). A user's own setting wins.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"

@@ -388,14 +388,16 @@ class TrainStep:
             )
 
     def __call__(self, data=None):
-        data = self.data if data is None else data
+        # One structure, (x, y, sample_weight), for every call: train_on_batch builds the
+        # TensorFlow step with it, and another structure would retrace and recompile.
+        data = keras.utils.unpack_x_y_sample_weight(self.data if data is None else data)
         model = self.model
         if self.backend == "jax":
             logs, self._state = model.train_function(self._state, iter([data]))
         elif self.backend == "tensorflow" and model.train_function is not None:
             logs = model.train_function(iter([data]))
         else:
-            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+            x, y, sample_weight = data
             logs = model.train_on_batch(x, y, sample_weight=sample_weight, return_dict=True)
             return float(logs["loss"])
         return float(_synchronize(logs["loss"]))
@@ -410,7 +412,9 @@ class TrainStep:
                 "optimizer_variables": optimizer,
                 "metrics_variables": metrics,
             }
+            self.model._jax_state_synced = False
             self.model.jax_state_sync()
+            self.model._jax_state = None
             self._state = None
 
 

@@ -34,6 +34,8 @@ def main():
 @click.option("--target", type=float, help="Budget mode: stop the final phase when the metric reaches this.")
 @click.option("--baseline", type=click.Path(file_okay=False), help="Budget mode: stop at this baseline run's best metric.")
 @click.option("--preset", type=click.Choice(["tiny", "small", "base"]), help="Model size preset.")
+@click.option("--init", type=click.Path(exists=True),
+              help="Initialise from a local checkpoint: timm/DeiT/ViT or AST .pth/.safetensors/.npz, a .keras file or a run directory.")
 @click.option("--batch-size", type=int, help="Batch size (default: the dataset's recipe).")
 @click.option("--lr", type=float, help="Peak learning rate.")
 @click.option("--seed", type=int, help="Random seed.")

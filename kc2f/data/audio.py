@@ -364,6 +364,21 @@ class Resampler:
         valid = (offset >= 0) & (offset <= 2 * half)
         self.matrix = np.where(valid, h[np.clip(offset, 0, 2 * half)], 0.0).astype(np.float32)
 
+    @property
+    def compiled(self):
+        """`self.__call__` as a `tf.function(x, start, length)`, traced once per rate pair.
+
+        tf.data pipelines call it as a function, so building a new pipeline does
+        not re-trace the resampler.
+        """
+        if getattr(self, "_compiled", None) is None:
+            self._compiled = tf.function(
+                lambda x, start, length: self(x, start, length),
+                input_signature=[tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32),
+                                 tf.TensorSpec([], tf.int32)],
+            )
+        return self._compiled
+
     def output_length(self, num_samples):
         """`ceil(num_samples * up / down)`, as `resample_poly` (works on tensors too)."""
         return (num_samples * self.up + self.down - 1) // self.down
@@ -439,7 +454,8 @@ def resample(x, rate_in, rate_out):
 
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
-def _decode_compiled(contents):
+def decode_audio_fn(contents):
+    """`decode_audio` traced once; tf.data maps call it instead of re-tracing the decoder."""
     return decode_audio(contents)
 
 
@@ -466,7 +482,7 @@ def read_audio(path):
     if not contents:
         raise AudioError(path, "file is empty (0 bytes)")
     try:
-        samples, rate, status = _decode_compiled(tf.constant(contents))
+        samples, rate, status = decode_audio_fn(tf.constant(contents))
     except tf.errors.OpError as e:
         raise AudioError(path, f"corrupt audio stream: {e.message.splitlines()[0]}") from None
     status = int(status)

@@ -142,7 +142,7 @@ def _check_examples(examples):
 
 def _scan_map(index, path):
     contents = tf.io.read_file(path)
-    samples, rate, status = audio_lib.decode_audio(contents)
+    samples, rate, status = audio_lib.decode_audio_fn(contents)
     finite = tf.reduce_all(tf.math.is_finite(samples))
     # The [0.0] keeps the max defined for files with no samples.
     peak = tf.reduce_max(tf.concat([tf.reshape(tf.abs(samples), [-1]), [0.0]], 0))
@@ -333,7 +333,7 @@ def _decode_resample_fn(rate_list, target_rate, clip, training, keep_full=False)
     resamplers = [audio_lib.get_resampler(r, target_rate) for r in rate_list]
 
     def fn(path, rate_index, u):
-        samples, _, status = audio_lib.decode_audio(tf.io.read_file(path))
+        samples, _, status = audio_lib.decode_audio_fn(tf.io.read_file(path))
         check = tf.debugging.Assert(
             tf.equal(status, audio_lib.STATUS_OK),
             ["kc2f: audio file could not be decoded (status", status,
@@ -345,10 +345,10 @@ def _decode_resample_fn(rate_list, target_rate, clip, training, keep_full=False)
         def branch(r):
             def run():
                 if keep_full:
-                    return r(mono)
+                    return r.compiled(mono, 0, 2**31 - 1)
                 n_out = r.output_length(tf.shape(mono)[0])
                 start = _crop_start(u, n_out, clip, r.up, training)
-                return r(mono, start, clip)
+                return r.compiled(mono, start, clip)
             return run
 
         return tf.switch_case(tf.cast(rate_index, tf.int32), [branch(r) for r in resamplers])

@@ -1,20 +1,60 @@
-"""Closed-form FLOPs of the AST per sample, for every method and factor.
+"""Closed-form FLOPs of the AST per sample, for every compression method and factor.
 
-Counts follow the usual transformer accounting (Kaplan et al. 2020,
-https://arxiv.org/abs/2001.08361, §2.1; nanoGPT's `estimate_mfu`): a
-multiply-add is 2 FLOPs, so a `(n × k) @ (k × m)` matmul costs `2·n·k·m`; per
-block the matmuls cost `2·N·D·(3D + D + 2·M)` (qkv, output projection, MLP of
-width M; `24·N·D²` at M = 4D) and attention `4·N²·D` (scores and weighted sum).
-DESIGN.md §1 anchors AST-Base at N = 514: ≈ 291 GFLOP per training sample.
+The count follows the usual transformer accounting of Kaplan et al. 2020
+(*Scaling Laws for Neural Language Models*, https://arxiv.org/abs/2001.08361,
+§2.1 and Table 1) and nanoGPT's `estimate_mfu` (Karpathy,
+https://github.com/karpathy/nanoGPT, `model.py`), as DESIGN.md §1 states it for
+AST-Base:
+
+* a multiply-add is 2 FLOPs, so an `(n × k) @ (k × m)` matmul costs `2·n·k·m`;
+* per block with N tokens of width D and an MLP of width F = mlp_ratio·D:
+  qkv `6·N·D²`, output projection `2·N·D²`, MLP `4·N·D·F` (`16·N·D²` at
+  mlp_ratio 4), i.e. `24·N·D²` of weight matmuls, plus `4·N²·D` for the
+  attention scores `QKᵀ` and the weighted sum `AV`;
+* training ≈ 3 × forward: the backward pass computes a gradient with respect
+  to the activations and one with respect to the weights, each as costly as the
+  forward matmul.
+
+AST-Base at N = 514 tokens (10 s, 16×16 patches, C = 1), D = 768, 12 blocks:
+`12·(24·514·768² + 4·514²·768)` ≈ 97.0 GFLOP forward, ≈ 291 GFLOP per
+training sample (DESIGN.md §1); the smaller terms counted here add ≈ 0.6%.
+
+Element-wise work is counted as XLA's `HloCostAnalysis` counts it: one FLOP
+per arithmetic operation per element, transcendental functions (`exp`, `erf`,
+`log`, `rsqrt`) left out, as XLA reports them separately. A real FFT of length
+n costs `2.5·n·log2(n)` (the usual split-radix estimate; XLA's cost analysis
+charges a complex FFT, `8·n·log2(n)`, instead). These terms are < 1% of a
+base-size model and only matter for tiny test configurations.
+
+Left out: the loss, SpecAugment's masks (a multiply per masked spectrogram
+value, training only), the optimizer update (per step, not per sample), and
+dropout. All are < 0.01% at base size.
 """
 
 import dataclasses
 import math
 
+# Element-wise FLOPs per element, as XLA's cost analysis counts the Keras ops.
+LAYER_NORM_FLOPS = 8  # mean and variance (2 sums, subtract, square), normalise, scale, shift
+GELU_FLOPS = 4  # exact GELU 0.5·x·(1 + erf(x/√2)): the erf itself is a transcendental
+SOFTMAX_FLOPS = 5  # per attention score: 1/√d scale, max, subtract, sum, divide (exp: transcendental)
+
 
 @dataclasses.dataclass(frozen=True)
 class FlopsBreakdown:
-    """Forward FLOPs of one sample by part of the network."""
+    """Forward FLOPs of one sample, by part of the network.
+
+    Attributes:
+        fbank: Kaldi log-mel filter bank from the waveform.
+        pooling: time pooling of the `maxpool` / `avgpool` front-ends.
+        patch_embedding: patch projection and its bias.
+        attention: `4·N²·D` per block (`QKᵀ` and `AV`) and the softmax.
+        projections: qkv and output projections with biases (`8·N·D²` per block).
+        mlp: the two MLP matmuls with biases (`4·N·D·F` per block).
+        norms_and_other: LayerNorms, GELU, residual adds, the position
+            embedding add and the final LayerNorm.
+        head: prefix-token mean, head LayerNorm and the classifier.
+    """
 
     fbank: float
     pooling: float
@@ -26,67 +66,122 @@ class FlopsBreakdown:
     head: float
 
     @property
+    def forward(self):
+        """Total forward FLOPs of one sample."""
+        return float(sum(dataclasses.astuple(self)))
+
+    @property
     def front_end(self):
-        """The waveform → spectrogram part (no gradient flows through it)."""
+        """Waveform → spectrogram (fbank and pooling): no weights, no gradient."""
         return self.fbank + self.pooling
 
     @property
     def network(self):
-        """Everything from the patch embedding on (trained)."""
+        """Everything from the patch embedding on: the part that is trained."""
         return self.forward - self.front_end
 
     @property
-    def forward(self):
-        return sum(dataclasses.asdict(self).values())
+    def training(self):
+        """FLOPs of one sample in a training step; see `training_flops_per_sample`."""
+        after_patches = self.network - self.patch_embedding
+        return self.front_end + 2.0 * self.patch_embedding + 3.0 * after_patches
+
+
+def _layer_norm(tokens, dim):
+    return LAYER_NORM_FLOPS * tokens * dim
 
 
 def forward_flops(model):
-    """Forward FLOPs per sample of a built `AudioSpectrogramTransformer`.
+    """Forward FLOPs per sample of a built `AudioSpectrogramTransformer`, by part.
+
+    Counts what `AudioSpectrogramTransformer.call` computes for one clip of the
+    model's (method, factor) phase, reading only the model's configuration:
+    `model.fbank` (window, hop and FFT lengths, mel bins, target frames,
+    normalisation), `model.front_end` (pooling and patch geometry),
+    `model.token_grid`, `model.num_prefix_tokens` and the transformer sizes.
+    See the module docstring for the conventions (Kaplan et al. 2020,
+    https://arxiv.org/abs/2001.08361; DESIGN.md §1).
 
     Args:
-        model: the model (its front-end, token grid and sizes are read).
+        model: an `AudioSpectrogramTransformer` (nothing is run).
 
     Returns:
-        `FlopsBreakdown`.
-    """
-    fbank = model.fbank
-    frames = model.front_end.fbank_frames
-    window, fft, mel = fbank.window_length, fbank.fft_length, fbank.num_mel_bins
-    bins = fft // 2 + 1
-    per_frame = (
-        2 * window  # DC removal
-        + 3 * window  # pre-emphasis and window
-        + 2.5 * fft * math.log2(fft)  # real FFT
-        + 3 * bins  # power spectrum
-        + 2 * bins * mel  # mel filter bank
-        + 3 * mel  # log, normalisation
-    )
-    fbank_flops = frames * per_frame
-    pool = model.front_end.pool_factor
-    pooling = model.front_end.frames * mel * pool if pool > 1 else 0.0
+        `FlopsBreakdown` of one sample's forward pass.
 
-    grid_f, grid_t = model.token_grid
-    patches = grid_f * grid_t
-    pf, pt = model.front_end.patch_size
-    dim = model.hidden_dim
-    tokens = patches + model.num_prefix_tokens
-    mlp_dim = int(dim * model.mlp_ratio)
-    depth = model.depth
-    patch_embedding = 2 * patches * pf * pt * dim + patches * dim
-    projections = depth * (2 * tokens * dim * 4 * dim + tokens * 4 * dim)
-    mlp = depth * (2 * tokens * dim * mlp_dim * 2 + tokens * (mlp_dim + dim))
-    # Scores and weighted sum; softmax ≈ 5 FLOPs per score (max, sub, exp, sum, div).
-    attention = depth * (4 * tokens * tokens * dim + 5 * model.num_heads * tokens * tokens)
-    layer_norm = 8 * tokens * dim
-    gelu = 8 * tokens * mlp_dim
-    norms_and_other = (
-        depth * (2 * layer_norm + gelu + 2 * tokens * dim)  # norms, GELU, residuals
-        + tokens * dim  # position embedding
-        + layer_norm
+    Example:
+        >>> model = AudioSpectrogramTransformer.from_preset("base", num_classes=527)
+        >>> round(training_flops_per_sample(model) / 1e9)  # 514 tokens
+        293
+    """
+    needed = ("fbank", "front_end", "token_grid", "num_prefix_tokens", "hidden_dim", "depth",
+              "num_heads", "mlp_ratio", "num_classes")
+    missing = [name for name in needed if not hasattr(model, name)]
+    if missing:
+        raise ValueError(
+            "forward_flops needs an AudioSpectrogramTransformer (missing attributes "
+            f"{missing}). Received: model={type(model).__name__}"
+        )
+    plan = model.front_end
+    fbank_layer = model.fbank
+
+    # Kaldi fbank of `frames` frames (KaldiFbank.call, op by op).
+    frames = plan.fbank_frames
+    window, hop, fft = fbank_layer.window_length, fbank_layer.hop_length, fbank_layer.fft_length
+    mel = fbank_layer.num_mel_bins
+    bins = fft // 2 + 1
+    # The samples those frames span; the clip-level mean removal touches each
+    # four times (mask, sum, subtract, re-mask).
+    samples = (frames - 1) * hop + window
+    per_frame = (
+        2 * window  # per-frame DC removal: sum, subtract
+        + 2 * window  # pre-emphasis: scale, subtract
+        + window  # Hann window
+        + 2.5 * fft * math.log2(fft)  # real FFT (zero-padded to fft_length)
+        + 3 * bins  # power spectrum re² + im²
+        + 2 * bins * mel  # mel filter bank matmul
+        + mel  # log floor max(x, ε) (the log itself is a transcendental)
+        + mel  # select that zeroes frames past the clip's end
     )
-    head = 8 * dim + 2 * dim * model.num_classes + model.num_classes
+    if fbank_layer.mean is not None:
+        per_frame += 2 * mel  # (x − mean) / (2·std)
+    fbank = 4 * samples + frames * per_frame
+
+    # Time pooling: kernel = stride = C over the fbank's frames.
+    factor = plan.pool_factor
+    if factor == 1:
+        pooling = 0
+    elif plan.pool_mode == "max":
+        pooling = plan.frames * mel * (factor - 1)  # C − 1 comparisons per output
+    else:
+        pooling = plan.frames * mel * factor  # C − 1 adds and a scale per output
+
+    dim, depth = model.hidden_dim, model.depth
+    mlp_dim = int(dim * model.mlp_ratio)  # as the model builds its blocks
+    patches = model.token_grid[0] * model.token_grid[1]
+    tokens = patches + model.num_prefix_tokens
+    patch_f, patch_t = plan.patch_size
+    patch_embedding = 2 * patches * patch_f * patch_t * dim + patches * dim
+
+    attention = depth * (
+        4 * tokens * tokens * dim + SOFTMAX_FLOPS * model.num_heads * tokens * tokens
+    )
+    projections = depth * (2 * tokens * dim * 3 * dim + 3 * tokens * dim  # qkv + bias
+                           + 2 * tokens * dim * dim + tokens * dim)  # out proj + bias
+    mlp = depth * (2 * tokens * dim * mlp_dim + tokens * mlp_dim  # fc1 + bias
+                   + 2 * tokens * mlp_dim * dim + tokens * dim)  # fc2 + bias
+    norms_and_other = (
+        depth * (
+            2 * _layer_norm(tokens, dim)  # norm1, norm2
+            + GELU_FLOPS * tokens * mlp_dim
+            + 2 * tokens * dim  # two residual adds
+        )
+        + tokens * dim  # position embedding add
+        + _layer_norm(tokens, dim)  # final norm (applied to every token)
+    )
+    pooled = model.num_prefix_tokens or tokens  # mean of the prefix tokens (or all)
+    head = pooled * dim + _layer_norm(1, dim) + 2 * dim * model.num_classes + model.num_classes
     return FlopsBreakdown(
-        fbank=float(fbank_flops),
+        fbank=float(fbank),
         pooling=float(pooling),
         patch_embedding=float(patch_embedding),
         attention=float(attention),
@@ -98,17 +193,38 @@ def forward_flops(model):
 
 
 def training_flops_per_sample(model):
-    """Training FLOPs of one sample: 3 × the network's forward + 1 × the front-end.
+    """FLOPs of one sample in a training step (forward + backward).
 
-    The backward pass costs about twice the forward (gradients with respect to
-    activations and to weights), hence 3× for everything from the patch
-    embedding on. The fbank and pooling run forward only: no gradient flows
-    into the waveform.
+    `3 ×` the forward of everything after the patch embedding (forward, plus
+    gradients with respect to activations and to weights, each as costly as the
+    forward: Kaplan et al. 2020, https://arxiv.org/abs/2001.08361, §2.1;
+    DESIGN.md §1), `2 ×` the patch embedding (forward and kernel gradient: its
+    input, the spectrogram, needs no gradient, and XLA / grappler drop that
+    matmul) and `1 ×` the fbank and pooling: no gradient flows into the
+    waveform front-end, which has no weights. AST-Base at C = 1 (514 tokens):
+    ≈ 293 GFLOP (DESIGN.md's ≈ 291 counts only the blocks).
+
+    Args:
+        model: an `AudioSpectrogramTransformer`.
+
+    Returns:
+        float, FLOPs per training sample.
     """
-    flops = forward_flops(model)
-    return 3.0 * flops.network + flops.front_end
+    return forward_flops(model).training
 
 
 def phase_flops_ratio(model_c, model_1):
-    """Training FLOPs of a compressed phase's model relative to the full-resolution one."""
+    """Training FLOPs per sample of a compressed phase relative to full resolution.
+
+    DESIGN.md §4: for AST-Base with max pooling the ratio is ≈ 0.48 at C = 2
+    and ≈ 0.23 at C = 4 (the token count halves, the `N²` attention term
+    quarters, the fbank stays).
+
+    Args:
+        model_c: the model of the compressed phase (factor C).
+        model_1: the model of the full-resolution phase (factor 1).
+
+    Returns:
+        float, `training_flops_per_sample(model_c) / training_flops_per_sample(model_1)`.
+    """
     return training_flops_per_sample(model_c) / training_flops_per_sample(model_1)

@@ -350,7 +350,7 @@ def _initialize(model, path, log):
 
     try:
         report = initialize_from(model, path)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, ImportError) as error:
         raise RunError(f"--init {path}: {error}") from None
     log(f"Initialised from {path}:\n{report}")
 

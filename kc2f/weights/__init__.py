@@ -7,9 +7,11 @@ from kc2f.weights.resample import (
     resize_patch_kernel_pi,
 )
 from kc2f.weights.transfer import TransferReport, transfer_weights
+from kc2f.weights.pretrained import initialize_from  # noqa: E402  (uses transfer)
 
 __all__ = [
     "TransferReport",
+    "initialize_from",
     "linear_resize_matrix",
     "resample_position_embedding",
     "resize_patch_kernel_bilinear",

@@ -23,6 +23,22 @@ Sources, all read from local files (nothing is downloaded):
   grid on 128 mel bins × 1024 frames.
 - kc2f's own `.keras` files, or a run directory holding `model.keras`.
 
+Where to get real checkpoints (kc2f never downloads; fetch them yourself):
+
+- DeiT, as AST starts from it: the model zoo of https://github.com/facebookresearch/deit
+  (e.g. `deit_base_distilled_patch16_384-d0272ac0.pth`, a `{"model": state_dict}`
+  pickle; 24 × 24 grid, cls + dist tokens).
+- timm releases on the Hugging Face Hub, https://huggingface.co/timm (e.g.
+  `timm/deit_base_distilled_patch16_384.fb_in1k`, `timm/vit_base_patch16_224.augreg2_in21k_ft_in1k`):
+  their `model.safetensors` is read without torch.
+- AST's AudioSet models: the "Pretrained Models" section of
+  https://github.com/YuanGongND/ast, e.g. "Full AudioSet, 10 tstride, 10 fstride,
+  with Weight Averaging (0.459 mAP)",
+  https://www.dropbox.com/s/ca0b1v2nlxzyeb4/audioset_10_10_0.4593.pth?dl=1
+  (a `.pth`: read it with torch installed, or convert it once to `.npz` /
+  `.safetensors`). Those models expect AST's normalisation (AudioSet mean
+  −4.2677393, std 4.5689974, as `(x − mean) / (2·std)`).
+
 The conversion is split into small pure functions (`convert_state_dict`,
 `torch_patch_kernel_to_keras`, `fit_checkpoint_to_model`, `infer_source_grid`);
 `initialize_from` reads, converts, fits and assigns.
@@ -124,6 +140,7 @@ class ConvertedCheckpoint:
         depth: transformer blocks.
         grid: `(F, T)` when the file says it (kc2f), else `None`.
         unused: `(source key, reason)` of tensors with no place in kc2f's AST.
+        notes: conversions worth telling the user, in words.
     """
 
     source: str
@@ -135,6 +152,7 @@ class ConvertedCheckpoint:
     depth: int
     grid: tuple = None
     unused: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
 
     @property
     def num_grid_tokens(self):
@@ -152,7 +170,7 @@ def torch_patch_kernel_to_keras(weight):
     weight = np.asarray(weight, dtype=np.float32)
     if weight.ndim != 4:
         raise ValueError(f"Expected a conv weight (D, C, H, W). Received: shape={weight.shape}")
-    return np.transpose(weight.sum(axis=1, keepdims=True), (3, 2, 1, 0))
+    return np.transpose(weight.sum(axis=1, keepdims=True), (2, 3, 1, 0))
 
 
 def torch_linear_to_keras(weight):
@@ -196,18 +214,22 @@ def convert_state_dict(state, source="<state dict>"):
     remaining = dict(state)
     weights, origins, shapes, missing = {}, {}, {}, []
 
-    def take(key, required=True):
-        full = vit_prefix + key if not key.startswith("@") else prefix + key[1:]
+    def take(key, required=True, top=False):
+        # `top`: keys outside the ViT (AST's `mlp_head.*` sits beside `v.`).
+        full = (prefix if top else vit_prefix) + key
         if full not in remaining:
             if required:
                 missing.append(full)
             return None, full
         return np.asarray(remaining.pop(full), dtype=np.float32), full
 
-    def put(path, value, key, transform=None):
-        shapes[path] = tuple(value.shape)
+    def put(path, value, key, transform=None, shape=None):
+        shapes[path] = tuple(value.shape) if shape is None else shape
         origins[path] = key
-        weights[path] = transform(value) if transform else value
+        try:
+            weights[path] = transform(value) if transform else value
+        except ValueError as error:
+            raise ValueError(f"Key '{key}' in {source}: {error}") from None
 
     cls, cls_key = take("cls_token")
     dist, dist_key = take("dist_token", required=False)
@@ -225,8 +247,8 @@ def convert_state_dict(state, source="<state dict>"):
     norm_gamma, norm_gamma_key = take("norm.weight")
     norm_beta, norm_beta_key = take("norm.bias")
     if fmt == "ast":
-        head = [take("@mlp_head.0.weight", False), take("@mlp_head.0.bias", False),
-                take("@mlp_head.1.weight", False), take("@mlp_head.1.bias", False)]
+        head = [take(f"mlp_head.{k}", required=False, top=True)
+                for k in ("0.weight", "0.bias", "1.weight", "1.bias")]
     else:
         head = [(None, None), (None, None), take("head.weight", False), take("head.bias", False)]
 
@@ -241,12 +263,23 @@ def convert_state_dict(state, source="<state dict>"):
             "blocks.{i}.attn.qkv.weight, ..., norm.weight) or AST's module.v.* + module.mlp_head.*."
         )
     for key, value, ndim in ((cls_key, cls, 3), (pos_key, pos, 3), (dist_key, dist, 3)):
-        if value is not None and (value.ndim != ndim or value.shape[0] != 1):
-            raise ValueError(f"Key '{key}' in {source} should have shape (1, N, D). Received: shape={value.shape}")
+        if value is not None and (value.ndim != ndim or value.shape[0] != 1 or value.shape[2] != cls.shape[2]):
+            raise ValueError(
+                f"Key '{key}' in {source} should have shape (1, N, D) with D = {cls.shape[-1]} "
+                f"as cls_token. Received: shape={value.shape}"
+            )
 
     prefix_tokens = cls if dist is None else np.concatenate([cls, dist], axis=1)
+    notes = []
+    num_prefix, num_pos = prefix_tokens.shape[1], pos.shape[1]
+    if fmt == "timm" and not _is_square(num_pos - num_prefix) and _is_square(num_pos):
+        # timm's `no_embed_class` ViTs (DeiT III, ...) give the prefix tokens no position;
+        # a zero position is the same network in kc2f's one-embedding layout.
+        pos = np.concatenate([np.zeros((1, num_prefix, pos.shape[2]), np.float32), pos], axis=1)
+        notes.append(f"'{pos_key}' covers only the patch grid (timm no_embed_class): "
+                     "prefix positions set to zero")
     put(PREFIX_TOKENS, prefix_tokens, cls_key if dist is None else f"{cls_key} + {dist_key}")
-    put(POSITION_EMBEDDING, pos, pos_key)
+    put(POSITION_EMBEDDING, pos, pos_key, shape=(1, num_pos, pos.shape[2]))
     put(PATCH_KERNEL, kernel, kernel_key, torch_patch_kernel_to_keras)
     put(PATCH_BIAS, bias, bias_key)
     for path, value, key, transpose in blocks:
@@ -264,6 +297,10 @@ def convert_state_dict(state, source="<state dict>"):
             reason = "DeiT's ImageNet head inside AST, unused by AST's forward"
         elif name.startswith("head_dist.") or name.startswith("v.head_dist."):
             reason = "DeiT distillation head: kc2f has one head on the mean of cls and dist"
+        elif key.startswith(vit_prefix) and _BLOCK_KEY.match(key[len(vit_prefix):]):
+            # E.g. timm's layer scale (ls1.gamma): the loaded network is not the checkpoint's.
+            reason = "inside a transformer block, but kc2f's block has no such weight"
+            notes.append(f"'{key}' has no place in kc2f's block: the network differs from the checkpoint's")
         else:
             reason = "no counterpart in kc2f's AST"
         unused.append((key, reason))
@@ -276,6 +313,7 @@ def convert_state_dict(state, source="<state dict>"):
         num_prefix_tokens=prefix_tokens.shape[1],
         depth=depth,
         unused=unused,
+        notes=notes,
     )
 
 
@@ -308,9 +346,8 @@ def infer_source_grid(num_tokens, fmt, model_grid, num_mel_bins, patch_freq):
         ValueError: no unique grid; pass `source_grid=` to `initialize_from`.
     """
     if fmt == "timm":
-        side = math.isqrt(num_tokens)
-        if side * side == num_tokens:
-            return (side, side)
+        if _is_square(num_tokens):
+            return (math.isqrt(num_tokens),) * 2
         candidates = []
     else:
         if num_tokens == model_grid[0] * model_grid[1]:
@@ -324,6 +361,10 @@ def infer_source_grid(num_tokens, fmt, model_grid, num_mel_bins, patch_freq):
         f"tokens (candidates: {candidates}); pass source_grid=(freq, time). "
         f"Received: num_tokens={num_tokens}"
     )
+
+
+def _is_square(n):
+    return n > 0 and math.isqrt(n) ** 2 == n
 
 
 def _resize_prefix(tokens, positions, wanted):
@@ -385,7 +426,7 @@ def fit_checkpoint_to_model(checkpoint, model, skip_head=None, source_grid=None)
         )
     model_weights = {v.path.split("/", 1)[1]: v for v in model.weights}
     report = PretrainedReport(entries=[], source=path, format=checkpoint.format, source_grid=grid,
-                              unused=list(checkpoint.unused))
+                              unused=list(checkpoint.unused), notes=list(checkpoint.notes))
     values = {}
 
     # Prefix tokens and positions: resample the grid part, then add/drop prefix tokens.

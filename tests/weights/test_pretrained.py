@@ -405,3 +405,17 @@ def test_convert_checkpoint_tool_round_trip(tmp_path):
                                          "--preset", "none", "--hidden-dim", str(D), "--depth", "1",
                                          "--num-heads", str(HEADS)])
     assert bad.exit_code != 0 and "transformer blocks" in bad.output
+
+
+def test_timm_no_embed_class_and_layer_scale_are_reported(tmp_path):
+    state = vit_state(seed=8, dist=False)
+    state["pos_embed"] = state["pos_embed"][:, 1:]  # DeiT III: positions for the grid only.
+    state["blocks.0.ls1.gamma"] = np.ones(D, np.float32)
+    model = AudioSpectrogramTransformer(num_classes=5, **IMAGENET_MODEL)
+    report = initialize_from(model, save(state, tmp_path, "npz"))
+    pos = _weights(model)["position_embedding/position_embedding"]
+    np.testing.assert_array_equal(pos[0, :2], 0.0)
+    np.testing.assert_array_equal(pos[0, 2:], state["pos_embed"][0])
+    assert report.source_grid == (8, 8)
+    assert dict(report.unused)["blocks.0.ls1.gamma"].startswith("inside a transformer block")
+    assert any("no_embed_class" in note for note in report.notes)

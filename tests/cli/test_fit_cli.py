@@ -1,0 +1,56 @@
+"""`kc2f fit` end to end on the embedded dataset: run directory, TensorBoard scalars, report."""
+
+import json
+
+import keras
+
+from click.testing import CliRunner
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from kc2f.cli import main
+from kc2f.models import AudioSpectrogramTransformer
+from kc2f.training.flops import training_flops_per_sample
+
+TINY = ["--set", "hidden_dim=16", "--set", "depth=1", "--set", "num_heads=1",
+        "--set", "max_train_examples=40", "--set", "max_eval_examples=20", "--batch-size", "8", "--quiet"]
+
+
+def test_fit_on_embedded_default_writes_a_complete_run(tmp_path):
+    data = tmp_path / "synthetic"
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(
+        main,
+        ["fit", "--data-dir", str(data), "--factors", "2,1", "--phase-epochs", "1,1",
+         "--run-dir", str(run_dir), *TINY],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Phase 2: C=2 -> C=1" in result.output
+    for name in ("config.json", "labels.json", "history.csv", "history.json", "state.json",
+                 "summary.json", "model.keras"):
+        assert (run_dir / name).exists(), name
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["dataset"] == "synthetic" and config["factors"] == [2, 1]
+    history = json.loads((run_dir / "history.json").read_text())
+    model_config = keras.saving.load_model(run_dir / "model.keras").get_config()
+    assert [(r["phase"], r["factor"], r["tokens"]) for r in history] == [(1, 2, 16), (2, 1, 32)]
+    assert history[1]["cumulative_flops"] > history[0]["cumulative_flops"] > 0
+    # Each epoch is charged the closed-form cost of its phase's model.
+    for row in history:
+        model = AudioSpectrogramTransformer.from_config({**model_config, "factor": row["factor"]})
+        assert row["epoch_flops"] == training_flops_per_sample(model) * row["samples"] == \
+            training_flops_per_sample(model) * 40
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    for tag in ("loss", "val/accuracy", "lr", "phase", "factor", "tokens",
+                "cumulative_train_flops", "cumulative_train_seconds"):
+        assert tag in tags, tag
+    assert [e.value for e in events.Scalars("factor")] == [2.0, 1.0]
+    assert [e.step for e in events.Scalars("phase")] == [1, 2]
+
+    evaluated = CliRunner().invoke(main, ["evaluate", str(run_dir), "--factors", "1,2", "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    rows = json.loads(evaluated.output)
+    assert [(r["factor"], r["tokens"]) for r in rows] == [(1, 32), (2, 16)]
+    assert abs(rows[0]["metric"] - history[-1]["val_metric"]) < 1e-6
