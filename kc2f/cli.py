@@ -107,6 +107,30 @@ def report(run_dirs, baseline, json_path, csv_prefix):
 
 
 @main.command()
+@click.option("--dataset", required=True, help="Dataset name.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root on disk.")
+@click.option("--split", default="train", show_default=True, help="Split to compute the statistics on.")
+@click.option("--max-examples", type=int, help="Use only this many clips.")
+@click.option("--write", "write_path", type=click.Path(dir_okay=False),
+              help="Also write `mean:` and `std:` to this YAML config (for --config).")
+def stats(dataset, data_dir, split, max_examples, write_path):
+    """Fbank mean/std of a dataset split, without augmentation (for normalisation)."""
+    from kc2f.data.stats import dataset_stats
+
+    try:
+        mean, std, count = dataset_stats(dataset, data_dir, split, max_examples=max_examples)
+    except (ValueError, OSError) as error:
+        _fail(error)
+    click.echo(f"{dataset} {split} ({count} clips): mean={mean:.7g} std={std:.7g}")
+    if write_path:
+        path = pathlib.Path(write_path)
+        existing = config_lib.load_file(path) if path.exists() else {}
+        existing.update(dataset=dataset, mean=float(mean), std=float(std))
+        path.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in existing.items()))
+        click.echo(f"Wrote mean/std to {path}; use it with --config {path}.")
+
+
+@main.command()
 def datasets():
     """List the datasets kc2f knows, with their recipe values."""
     from kc2f.data.registry import DATASETS
@@ -121,10 +145,14 @@ def datasets():
 
 
 from kc2f.commands.export import export  # noqa: E402
+from kc2f.commands.plot import plot  # noqa: E402
 from kc2f.commands.predict import predict  # noqa: E402
+from kc2f.commands.sweep import sweep  # noqa: E402
 
 main.add_command(export)
 main.add_command(predict)
+main.add_command(sweep)
+main.add_command(plot)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -194,7 +194,7 @@ DATASETS = {
     # mean/std: Kaldi fbank (KaldiFbank(sample_rate=8000, num_mel_bins=64)) over the
     # 2700 training clips (index 5-49), no augmentation, padded frames excluded
     # (clips cropped at the start to 1.28 s, as in evaluation):
-    #   python -m kc2f.data.stats --dataset fsdd --data-dir ../shared/data/fsdd --split train
+    #   kc2f stats --dataset fsdd --data-dir ../shared/data/fsdd --split train
     #   (-> mean=-6.802681 std=3.920047)
     "fsdd": DatasetSpec(
         name="fsdd", layout="fsdd", num_classes=10, multilabel=False, metric="accuracy",
@@ -219,7 +219,7 @@ DATASETS = {
     # sound-event classes, 16 kHz, 1.28 s (126 real frames padded to 128).
     # mean/std: KaldiFbank(sample_rate=16000, num_mel_bins=64) over the default
     # train split (write_synthetic_dataset(clips_per_class=100, seed=0)):
-    #   python -m kc2f.data.stats --dataset synthetic --split train  (-> -1.610973 / 3.075685)
+    #   kc2f stats --dataset synthetic --split train  (-> -1.610973 / 3.075685)
     "synthetic": DatasetSpec(
         name="synthetic", layout="synthetic", num_classes=8, multilabel=False,
         metric="accuracy", sample_rate=16000, clip_seconds=1.28, target_frames=128,

@@ -9,10 +9,9 @@ real samples.
 
 Run as a module to print the values for a registry dataset:
 
-    python -m kc2f.data.stats --dataset fsdd --data-dir ../shared/data/fsdd --split train
+    kc2f stats --dataset fsdd --data-dir ../shared/data/fsdd --split train
 """
 
-import argparse
 import math
 
 import numpy as np
@@ -76,21 +75,16 @@ def compute_stats(examples, spec, *, batch_size=64, max_examples=None, label_nam
     return float(mean), float(std)
 
 
-def main(argv=None):
-    """`python -m kc2f.data.stats --dataset NAME [--data-dir DIR] [--split train]`."""
+def dataset_stats(name, data_dir=None, split="train", max_examples=None):
+    """`compute_stats` over a registered dataset's split; returns `(mean, std, clips)`.
+
+    This is what `kc2f stats` prints and what a run uses when the registry has
+    no statistics for its dataset.
+    """
     from kc2f.data.manifest import build_index
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--max-examples", type=int, default=None)
-    args = parser.parse_args(argv)
-    spec = get_dataset_spec(args.dataset)
-    examples, label_names = build_index(spec, args.data_dir, args.split)
-    mean, std = compute_stats(examples, spec, max_examples=args.max_examples, label_names=label_names)
-    print(f"{spec.name} {args.split} ({len(examples)} clips): mean={mean:.7g} std={std:.7g}")
-
-
-if __name__ == "__main__":
-    main()
+    spec = get_dataset_spec(name)
+    examples, label_names = build_index(spec, data_dir, split)
+    mean, std = compute_stats(examples, spec, max_examples=max_examples, label_names=label_names)
+    count = len(examples) if max_examples is None else min(max_examples, len(examples))
+    return mean, std, count

@@ -50,13 +50,17 @@ class PositionEmbedding(keras.layers.Layer):
                 f"Expected {self.grid_shape[0]}×{self.grid_shape[1]} patch tokens. "
                 f"Received: input_shape={tuple(input_shape)}"
             )
-        init = keras.initializers.TruncatedNormal(stddev=0.02)
+        # Separate initializer objects: a reused unseeded one repeats its values.
         if self.num_prefix_tokens:
             self.prefix_tokens = self.add_weight(
-                name="prefix_tokens", shape=(1, self.num_prefix_tokens, dim), initializer=init
+                name="prefix_tokens",
+                shape=(1, self.num_prefix_tokens, dim),
+                initializer=keras.initializers.TruncatedNormal(stddev=0.02),
             )
         self.position_embedding = self.add_weight(
-            name="position_embedding", shape=(1, self.num_tokens, dim), initializer=init
+            name="position_embedding",
+            shape=(1, self.num_tokens, dim),
+            initializer=keras.initializers.TruncatedNormal(stddev=0.02),
         )
 
     def call(self, inputs):

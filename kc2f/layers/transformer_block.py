@@ -49,18 +49,26 @@ class TransformerBlock(keras.layers.Layer):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.head_dim = hidden_dim // num_heads
 
-        init = keras.initializers.TruncatedNormal(stddev=0.02)
-        dense = dict(kernel_initializer=init, dtype=self.dtype_policy)
+        # One initializer object per layer: an unseeded Keras initializer reused
+        # for several weights draws the same values for each of them.
+        def dense(units, name):
+            return keras.layers.Dense(
+                units,
+                kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+                dtype=self.dtype_policy,
+                name=name,
+            )
+
         self.norm1 = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, name="norm1", dtype=self.dtype_policy
         )
-        self.qkv = keras.layers.Dense(3 * hidden_dim, name="qkv", **dense)
-        self.proj = keras.layers.Dense(hidden_dim, name="proj", **dense)
+        self.qkv = dense(3 * hidden_dim, "qkv")
+        self.proj = dense(hidden_dim, "proj")
         self.norm2 = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, name="norm2", dtype=self.dtype_policy
         )
-        self.fc1 = keras.layers.Dense(mlp_dim, name="fc1", **dense)
-        self.fc2 = keras.layers.Dense(hidden_dim, name="fc2", **dense)
+        self.fc1 = dense(mlp_dim, "fc1")
+        self.fc2 = dense(hidden_dim, "fc2")
         self.dropout = keras.layers.Dropout(dropout_rate)
 
     def build(self, input_shape):

@@ -58,3 +58,21 @@ def test_report_on_synthetic_histories(tmp_path):
     assert "| maxpool 2→1 | 90.00 (+0.00) | 25.00 | 25.00 | 2 |" in result.output
     assert json.loads((tmp_path / "tables.json").read_text())["table2"][0]["reached"] is True
     assert (tmp_path / "tables_table3.csv").read_text().startswith("name,")
+
+
+def test_stats_command_writes_a_config(tmp_path):
+    from kc2f.data.synthetic import write_synthetic_dataset
+
+    data = tmp_path / "synthetic"
+    write_synthetic_dataset(data, clips_per_class=2, seed=0)
+    target = tmp_path / "stats.yaml"
+    result = CliRunner().invoke(main, ["stats", "--dataset", "folder", "--data-dir", str(data),
+                                       "--write", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "mean=" in result.output and "std=" in result.output
+    from kc2f import config
+
+    loaded = config.load_file(target)
+    assert loaded["dataset"] == "folder" and loaded["std"] > 0
+    bad = CliRunner().invoke(main, ["stats", "--dataset", "fsdd", "--data-dir", str(tmp_path / "missing")])
+    assert bad.exit_code != 0 and "missing" in bad.output

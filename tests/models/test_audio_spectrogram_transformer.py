@@ -163,3 +163,16 @@ def test_bad_arguments_name_argument_and_value(kwargs, match):
 def test_bad_layer_arguments(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+def test_weights_are_initialised_independently():
+    # A shared unseeded initializer would give fc1/fc2 (and qkv/proj) the same draws.
+    model = AudioSpectrogramTransformer(method="maxpool", factor=1, **SMALL)
+    block = model.blocks[0]
+    fc1, fc2 = block.fc1.kernel.numpy().ravel(), block.fc2.kernel.numpy().ravel()
+    assert not np.allclose(fc1[:64], fc2[:64])
+    qkv, proj = block.qkv.kernel.numpy().ravel(), block.proj.kernel.numpy().ravel()
+    assert not np.allclose(qkv[: proj.size], proj)
+    prefix = model.position_embedding.prefix_tokens.numpy().ravel()
+    position = model.position_embedding.position_embedding.numpy().ravel()
+    assert not np.allclose(prefix, position[: prefix.size])

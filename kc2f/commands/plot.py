@@ -1,0 +1,22 @@
+"""`kc2f plot`: metric vs FLOPs / time and step time per phase, as PNG files."""
+
+import click
+
+
+@click.command(name="plot")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--baseline", type=click.Path(exists=True, file_okay=False),
+              help="The baseline run: its curve dashed and its best metric as a horizontal line.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory for the PNG files.")
+def plot(run_dirs, baseline, out_dir):
+    """Plot RUN_DIRS: metric_vs_flops.png, metric_vs_time.png, step_time_per_phase.png."""
+    try:
+        from kc2f.plots import make_plots
+    except ImportError as error:
+        raise click.ClickException(f"kc2f plot needs matplotlib ({error}): pip install matplotlib") from None
+    try:
+        paths = make_plots(run_dirs, out_dir, baseline_dir=baseline)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    for path in paths:
+        click.echo(str(path))

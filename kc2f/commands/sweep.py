@@ -1,0 +1,38 @@
+"""`kc2f sweep`: the paper's baseline + method × factor-list sweep, tables and plots."""
+
+import click
+
+from kc2f import config as config_lib
+
+
+@click.command(name="sweep")
+@click.option("--dataset", help="Dataset name (kc2f datasets lists them).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root on disk.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Sweep directory: baseline/, <method>-<factors>/ (e.g. maxpool-2-1/), tables and plots.")
+@click.option("--methods", default="maxpool,fshift,avgpool,patch-bl,patch-pi", show_default=True,
+              help="Comma-separated compression methods.")
+@click.option("--factor-lists", default="2,1;4,1", show_default=True,
+              help="Semicolon-separated factor lists, e.g. '2,1;4,1;4,2,1'.")
+@click.option("--with-3-phase", "with_3_phase", is_flag=True, help="Also run the 3-phase schedule 4,2,1.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any option (repeatable).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def sweep(dataset, data_dir, out_dir, methods, factor_lists, with_3_phase, config_file, sets, quiet):
+    """Train the baseline and every method × factor list (same seed and epochs), then write
+    Table 2 / Table 3 (tables.md, table2.csv, table3.csv, tables.json) and the plots to --out.
+
+    Re-running the same command reuses finished runs and resumes an interrupted one.
+    """
+    from kc2f.training.sweep import THREE_PHASE, parse_factor_lists, parse_methods, run_sweep
+
+    try:
+        lists = parse_factor_lists(factor_lists)
+        if with_3_phase and list(THREE_PHASE) not in lists:
+            lists.append(list(THREE_PHASE))
+        config = config_lib.build(config_file, sets, dataset=dataset, data_dir=data_dir)
+        result = run_sweep(config, out_dir, parse_methods(methods), lists, log=click.echo,
+                           verbose=0 if quiet else 1)
+    except ValueError as error:  # RunError is a ValueError
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Sweep of {len(result['runs'])} runs done: {result['out_dir']}")

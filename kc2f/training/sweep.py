@@ -1,0 +1,183 @@
+"""The paper's sweep: a baseline, then every method × factor list, then the tables and plots.
+
+*From Coarse to Fine* (https://arxiv.org/abs/2401.08415) compares each
+compression method and factor list against a full-resolution baseline trained
+with the same seed and epoch budget (Table 2: metric, FLOPs and time saved when
+the final phase first reaches the baseline's best; Table 3: best metric). Every
+run trains all its epochs; both tables are read from the histories.
+
+Layout of `out_dir` (other tools rely on these names):
+
+    baseline/                   factors [1]
+    <method>-<factors>/         e.g. maxpool-2-1, fshift-4-1, patch-pi-4-2-1
+    tables.md                   both tables, Markdown (metric in percent)
+    table2.csv, table3.csv      the rows, for machines
+    tables.json                 `kc2f.training.report.build_report`'s dict
+    metric_vs_flops.png, metric_vs_time.png, step_time_per_phase.png
+"""
+
+import json
+import pathlib
+
+from kc2f import config as config_lib
+from kc2f.training import report as report_lib
+
+ALL_METHODS = config_lib.CHOICES["method"]
+DEFAULT_METHODS = ("maxpool", "fshift", "avgpool", "patch-bl", "patch-pi")
+DEFAULT_FACTOR_LISTS = ((2, 1), (4, 1))
+THREE_PHASE = (4, 2, 1)
+BASELINE = "baseline"
+
+
+def run_name(method, factors):
+    """Directory name of a run in a sweep: `baseline` or `<method>-<factors joined by '-'>`."""
+    factors = [int(f) for f in factors]
+    if factors == [1]:
+        return BASELINE
+    return f"{method}-{'-'.join(str(f) for f in factors)}"
+
+
+def parse_methods(text):
+    """`"maxpool,fshift"` (or a list) -> `["maxpool", "fshift"]`, checked against the known methods."""
+    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
+    methods = [m.strip() for m in items if str(m).strip()]
+    if not methods:
+        raise ValueError(f"methods must name at least one of {', '.join(ALL_METHODS)}. Received: {text!r}")
+    for method in methods:
+        if method not in ALL_METHODS:
+            raise ValueError(f"Unknown method {method!r}; choose from {', '.join(ALL_METHODS)}.")
+    return list(dict.fromkeys(methods))
+
+
+def parse_factor_lists(text):
+    """`"2,1;4,1"` (or a list of lists) -> `[[2, 1], [4, 1]]`, each a coarse-to-fine schedule."""
+    items = text if isinstance(text, (list, tuple)) else str(text).split(";")
+    lists = []
+    for item in items:
+        if isinstance(item, str):
+            if not item.strip():
+                continue
+            factors = config_lib.parse_value("factors", item.strip())
+        else:
+            factors = config_lib.merge({}, {"factors": list(item)})["factors"]
+        if len(factors) < 2 or factors[-1] != 1 or any(a <= b for a, b in zip(factors, factors[1:])):
+            raise ValueError(
+                "Each factor list must be strictly descending, end in 1 and have at least two "
+                f"phases (the baseline runs anyway), e.g. '2,1;4,1;4,2,1'. Received: {item!r}"
+            )
+        if factors not in lists:
+            lists.append(factors)
+    if not lists:
+        raise ValueError(f"factor lists must not be empty. Received: {text!r}")
+    return lists
+
+
+def plan(base_config, methods, factor_lists):
+    """`[(name, config)]` of the sweep: the baseline first, then each method × factor list.
+
+    Every run shares the base config (seed, epochs, data, model); only `method`,
+    `factors` and, where needed, `phase_epochs` differ. An explicit
+    `phase_epochs` applies to the factor lists with as many phases; the other
+    runs (the baseline included) get its sum as `epochs` and split it by
+    `initial_fraction`, so every run has the same epoch budget.
+    """
+    base = config_lib.merge(config_lib.defaults(), base_config, source="sweep config")
+    phase_epochs = base["phase_epochs"]
+    if phase_epochs is not None:
+        total = sum(phase_epochs)
+        if base["epochs"] is not None and base["epochs"] != total:
+            raise ValueError(f"phase_epochs {phase_epochs} must add up to epochs {base['epochs']}.")
+        base["epochs"] = total
+    runs = []
+
+    def add(method, factors):
+        config = dict(base, factors=list(factors))
+        if method is not None:
+            config["method"] = method
+        if phase_epochs is not None and len(phase_epochs) != len(factors):
+            config["phase_epochs"] = None
+        if list(factors) == [1] and config["baseline"] is not None:
+            raise ValueError("A sweep trains its own baseline; remove the 'baseline' option.")
+        runs.append((run_name(config["method"], factors), config))
+
+    # The baseline keeps the base config's method: only C=1 is trained, and the
+    # config stays the same whatever --methods a later call names (so it is reused).
+    add(None, [1])
+    for method in methods:
+        for factors in factor_lists:
+            add(method, factors)
+    return runs
+
+
+def run_sweep(base_config, out_dir, methods=DEFAULT_METHODS, factor_lists=DEFAULT_FACTOR_LISTS,
+              log=print, verbose=0, plots=True):
+    """Trains the baseline and every `method × factor list`, then writes the tables and plots.
+
+    Each run lives in `out_dir/baseline` or `out_dir/<method>-<factors>` (e.g.
+    `maxpool-2-1`). A finished run is reused and an interrupted one resumed by
+    `kc2f.training.trainer.fit`, so re-running the same sweep only trains what
+    is missing; a directory holding a run with another config is an error
+    (`RunError`) rather than silently mixed into the tables.
+
+    Args:
+        base_config: options (`kc2f.config.build`); `method`/`factors` are overridden.
+        out_dir: sweep directory (created).
+        methods: compression methods (names or a comma-separated string).
+        factor_lists: e.g. `[[2, 1], [4, 1]]` or `"2,1;4,1"`.
+        log: function taking one line of text.
+        verbose: Keras progress-bar verbosity passed to `fit`.
+        plots: also write the PNG plots (needs matplotlib).
+
+    Returns:
+        dict: out_dir, baseline (run dir), runs (name, run_dir, method, factors,
+        summary), report (`build_report`'s dict), files (written paths).
+    """
+    from kc2f.training import trainer
+
+    methods = parse_methods(methods)
+    factor_lists = parse_factor_lists(factor_lists)
+    out_dir = pathlib.Path(out_dir)
+    runs = plan(base_config, methods, factor_lists)  # every config checked before training
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    results = []
+    for index, (name, config) in enumerate(runs, 1):
+        run_dir = out_dir / name
+        log(f"[sweep {index}/{len(runs)}] {name}: method {config['method']}, "
+            f"factors {','.join(map(str, config['factors']))} -> {run_dir}")
+        summary = trainer.fit(config, run_dir=run_dir, verbose=verbose, log=log)
+        results.append({"name": name, "run_dir": str(run_dir), "method": config["method"],
+                        "factors": list(config["factors"]), "summary": summary})
+
+    baseline_dir = out_dir / BASELINE
+    others = [r["run_dir"] for r in results if r["name"] != BASELINE]
+    tables = report_lib.build_report(others, baseline_dir)
+    files = write_tables(tables, out_dir)
+    if plots:
+        try:
+            from kc2f.plots import make_plots
+        except ImportError as error:  # matplotlib is optional for training
+            log(f"Skipping plots ({error}); install matplotlib to get them.")
+        else:
+            files += make_plots([baseline_dir, *others], out_dir, baseline_dir=baseline_dir)
+    log(report_lib.format_text(tables, tables["metric"]))
+    log("Wrote " + ", ".join(str(pathlib.Path(f).name) for f in files) + f" to {out_dir}")
+    return {"out_dir": str(out_dir), "baseline": str(baseline_dir), "runs": results,
+            "report": tables, "files": [str(f) for f in files]}
+
+
+def write_tables(tables, out_dir):
+    """Writes `tables.md`, `table2.csv`, `table3.csv` and `tables.json`; returns the paths."""
+    out_dir = pathlib.Path(out_dir)
+    paths = {
+        "tables.md": report_lib.format_text(tables, tables["metric"]),
+        "table2.csv": report_lib.format_csv(tables["table2"]),
+        "table3.csv": report_lib.format_csv(tables["table3"]),
+        "tables.json": json.dumps(tables, indent=2) + "\n",
+    }
+    written = []
+    for name, text in paths.items():
+        path = out_dir / name
+        path.write_text(text)
+        written.append(path)
+    return written

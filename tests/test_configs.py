@@ -1,0 +1,21 @@
+"""Every recipe in configs/ loads, type-checks and names a registered dataset."""
+
+import pytest
+
+from kc2f import config
+from kc2f.data.registry import DATASETS
+from tests.conftest import REPO
+
+CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def test_there_are_recipes_for_the_papers_datasets():
+    names = {path.stem for path in CONFIGS}
+    assert {"audioset", "vggsound", "voxceleb", "kinetics_sounds", "fsdd", "synthetic"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_recipe_loads(path):
+    built = config.build(path)
+    assert built["dataset"] in DATASETS
+    assert built["factors"][-1] == 1
