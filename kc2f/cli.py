@@ -144,11 +144,13 @@ def datasets():
         )
 
 
+from kc2f.commands.bench import bench  # noqa: E402
 from kc2f.commands.export import export  # noqa: E402
 from kc2f.commands.plot import plot  # noqa: E402
 from kc2f.commands.predict import predict  # noqa: E402
 from kc2f.commands.sweep import sweep  # noqa: E402
 
+main.add_command(bench)
 main.add_command(export)
 main.add_command(predict)
 main.add_command(sweep)
