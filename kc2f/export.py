@@ -246,7 +246,7 @@ def _export(model_path, labels, metadata, out_dir, factor, format):
     import kc2f.models  # noqa: F401  (registers the kc2f classes for deserialisation)
 
     out_dir = pathlib.Path(out_dir)
-    model = keras.saving.load_model(model_path)
+    model = keras.saving.load_model(model_path, compile=False)
     if getattr(model, "num_classes", None) != len(labels):
         raise ValueError(
             f"{model_path} has {getattr(model, 'num_classes', '?')} outputs but its label file lists "

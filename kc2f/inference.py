@@ -179,7 +179,7 @@ def _load_keras(kind, path, labels, factor, multilabel, clip_seconds):
     import kc2f.models  # noqa: F401  (registers the kc2f classes for deserialisation)
 
     try:
-        model = keras.saving.load_model(path)
+        model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # noqa: BLE001  (a damaged zip or config raises many types)
         raise ValueError(f"Cannot load the Keras model {path}: {error}") from None
     if not hasattr(model, "target_frames"):

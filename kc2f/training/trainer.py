@@ -55,6 +55,9 @@ def resolve_config(config):
     ):
         if resolved.get(key) is None:
             resolved[key] = value
+    if resolved["data_dir"] is not None:
+        # Absolute, so that resuming from another working directory is the same run.
+        resolved["data_dir"] = os.path.abspath(os.path.expanduser(resolved["data_dir"]))
     if resolved["phase_epochs"] is not None:
         resolved["epochs"] = sum(resolved["phase_epochs"])
     if (resolved["mean"] is None) != (resolved["std"] is None):
@@ -435,7 +438,12 @@ def _finalize(run_dir, model, config, spec, schedule, history, counters, bad_aud
     """Writes `model.keras` and `summary.json` of a finished run (idempotent)."""
     model_path = run_dir / "model.keras"
     tmp_path = run_dir / f".model.{os.getpid()}.keras"
-    model.save(tmp_path)
+    # The deliverable is an inference model: no optimizer or loss in the file, so it
+    # loads anywhere without kc2f's training classes.
+    clean = AudioSpectrogramTransformer.from_config(model.get_config())
+    for target, source in zip(clean.weights, model.weights):
+        target.assign(source)
+    clean.save(tmp_path)
     os.replace(tmp_path, model_path)
     best = max(history, key=lambda r: r["val_metric"])
     summary = {

@@ -54,3 +54,9 @@ def test_fit_on_embedded_default_writes_a_complete_run(tmp_path):
     rows = json.loads(evaluated.output)
     assert [(r["factor"], r["tokens"]) for r in rows] == [(1, 32), (2, 16)]
     assert abs(rows[0]["metric"] - history[-1]["val_metric"]) < 1e-6
+
+    # The run's model is an inference model: it loads without compile information.
+    clip = next((data / "test").rglob("*.wav"))
+    predicted = CliRunner().invoke(main, ["predict", str(run_dir), str(clip), "--json"])
+    assert predicted.exit_code == 0, predicted.output
+    assert json.loads(predicted.output)[0]["top"][0]["label"] in json.loads((run_dir / "labels.json").read_text())
