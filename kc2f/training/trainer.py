@@ -441,8 +441,8 @@ def _finalize(run_dir, model, config, spec, schedule, history, counters, bad_aud
     # The deliverable is an inference model: no optimizer or loss in the file, so it
     # loads anywhere without kc2f's training classes.
     clean = AudioSpectrogramTransformer.from_config(model.get_config())
-    for target, source in zip(clean.weights, model.weights):
-        target.assign(source)
+    for clean_weight, weight in zip(clean.weights, model.weights):
+        clean_weight.assign(weight)
     clean.save(tmp_path)
     os.replace(tmp_path, model_path)
     best = max(history, key=lambda r: r["val_metric"])
