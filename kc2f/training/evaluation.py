@@ -41,7 +41,8 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
 
     Args:
         run_dir: a finished run directory.
-        split: split name (default: the run's `eval_split`).
+        split: split name (default: the run's `eval_split`; a run limited by
+            `max_eval_examples` is evaluated on the same clips).
         factors: compression factors to evaluate at (default: the model's own).
         data_dir: dataset root if it moved since training.
         batch_size: evaluation batch size (default: the run's).
@@ -56,7 +57,13 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
     config = json.loads((run_dir / "config.json").read_text())
     spec = registry.get_dataset_spec(config["dataset"])
     labels = json.loads((run_dir / "labels.json").read_text())
-    examples, _ = manifest.build_index(spec, data_dir or config["data_dir"], split or config["eval_split"])
+    split = split or config["eval_split"]
+    examples, _ = manifest.build_index(spec, data_dir or config["data_dir"], split)
+    if split == config["eval_split"] and config.get("max_eval_examples"):
+        # The same clips the run was validated on.
+        from kc2f.training.trainer import subset_examples
+
+        examples = subset_examples(examples, config["max_eval_examples"], config["seed"])
     # Unreadable clips are left out of the metric (and counted in "skipped").
     report = pipeline.validate_audio(examples, spec)
     model = load_run_model(run_dir)

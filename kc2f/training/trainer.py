@@ -125,7 +125,8 @@ def _set_precision(precision):
     return precision
 
 
-def _subset(examples, limit, seed):
+def subset_examples(examples, limit, seed):
+    """`limit` examples drawn with `seed` (all of them when `limit` is None), in index order."""
     if limit is None or limit >= len(examples):
         return list(examples)
     # A seeded sample, not the first N: indexes are sorted by class or file name.
@@ -227,8 +228,8 @@ def fit(config, run_dir=None, verbose=1, log=print):
         evaluation, _ = manifest.build_index(spec, config["data_dir"], config["eval_split"])
     except (ValueError, OSError) as error:
         raise RunError(str(error)) from None
-    train = _subset(train, config["max_train_examples"], config["seed"])
-    evaluation = _subset(evaluation, config["max_eval_examples"], config["seed"])
+    train = subset_examples(train, config["max_train_examples"], config["seed"])
+    evaluation = subset_examples(evaluation, config["max_eval_examples"], config["seed"])
     reports, bad_audio = {}, {}
     for name, examples in (("train", train), ("eval", evaluation)):
         report = pipeline.validate_audio(examples, spec)
