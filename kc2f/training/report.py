@@ -99,7 +99,7 @@ def format_text(report, metric_name="metric", scale=100.0):
     out = io.StringIO()
     base = report["baseline"]
     out.write(f"Baseline: {metric_name} {scale * base['best_metric']:.2f} at epoch {base['epoch']}\n\n")
-    out.write(f"Table 2 (budget: stop at the baseline's best)\n\n")
+    out.write("Table 2 (budget: stop at the baseline's best)\n\n")
     out.write(f"| run | {metric_name} (Δ) | FLOPs save % | time save % | epoch |\n|---|---|---|---|---|\n")
     for row in report["table2"]:
         note = "" if row["reached"] else " (not reached)"
@@ -107,7 +107,7 @@ def format_text(report, metric_name="metric", scale=100.0):
             f"| {row['name']} | {scale * row['metric']:.2f} ({scale * row['delta']:+.2f}){note} | "
             f"{row['flops_save_pct']:.2f} | {row['time_save_pct']:.2f} | {row['epoch']} |\n"
         )
-    out.write(f"\nTable 3 (convergence: best over all epochs)\n\n")
+    out.write("\nTable 3 (convergence: best over all epochs)\n\n")
     out.write(f"| run | best {metric_name} | Δ | epoch |\n|---|---|---|---|\n")
     for row in report["table3"]:
         out.write(

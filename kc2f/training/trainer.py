@@ -9,7 +9,6 @@ import signal
 import time
 
 import keras
-import numpy as np
 
 from kc2f.models import AudioSpectrogramTransformer
 from kc2f.training.checkpoint_store import CheckpointStore, write_json_atomic
