@@ -41,6 +41,9 @@ def main():
 @click.option("--seed", type=int, help="Random seed.")
 @click.option("--on-bad-audio", type=click.Choice(config_lib.CHOICES["on_bad_audio"]),
               help="error (default): list every bad clip and stop before training; skip: drop and count them.")
+@click.option("--distribute", type=click.Choice(config_lib.CHOICES["distribute"]),
+              help="data-parallel: split each global batch across all local devices (and the hosts "
+                   "of TF_CONFIG or KERAS_DISTRIBUTION_*); default none.")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory (default runs/<dataset>-<method>-<factors>-s<seed>).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any option (repeatable).")

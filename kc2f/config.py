@@ -49,6 +49,7 @@ OPTIONS = {
     "on_bad_audio": (str, "error", "error: stop before training with the list; skip: drop and count"),
     "precision": (str, "auto", "auto | float32 | mixed_bfloat16 | mixed_float16"),
     "jit": (str, "auto", "auto | on | off: XLA compilation of the train step"),
+    "distribute": (str, "none", "none | data-parallel: split each global batch across all devices and hosts"),
     "cache": (bool, False, "cache decoded audio in memory (small datasets)"),
     "max_train_examples": ((int, type(None)), None, "use only the first N training clips"),
     "max_eval_examples": ((int, type(None)), None, "use only the first N evaluation clips"),
@@ -59,6 +60,7 @@ CHOICES = {
     "on_bad_audio": ("error", "skip"),
     "precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
     "jit": ("auto", "on", "off"),
+    "distribute": ("none", "data-parallel"),
 }
 
 

@@ -512,6 +512,11 @@ def make_dataset(
     else:
         ds = one_epoch(tf.constant(epoch, tf.int64))
     ds = ds.prefetch(AUTOTUNE)
+    options = tf.data.Options()
+    # Multi-worker tf.distribute: every worker builds the same batches from
+    # (seed, epoch) and keeps its share of each (there are no files to split).
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    ds = ds.with_options(options)
     try:
         ds.kc2f_audio_report = report
         ds.kc2f_num_examples = num

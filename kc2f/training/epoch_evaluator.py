@@ -49,6 +49,14 @@ class EpochEvaluator(keras.callbacks.Callback):
         dataset_fn: zero-argument function returning the validation dataset.
         multilabel: whether labels are multi-hot.
         metric: name of the headline metric (`"accuracy"` or `"mAP"`).
+
+    Attributes:
+        eval_model: `None`, or a single-device model of the same architecture
+            that the trained weights are copied into before scoring. A
+            data-parallel run on TensorFlow sets it, as a distributed
+            `predict_on_batch` there returns one copy of the batch per
+            replica; each process then scores the whole validation set on
+            its own, in the same order, without the replicas' collectives.
     """
 
     def __init__(self, dataset_fn, multilabel, metric):
@@ -56,6 +64,7 @@ class EpochEvaluator(keras.callbacks.Callback):
         self.dataset_fn = dataset_fn
         self.multilabel = multilabel
         self.metric = metric
+        self.eval_model = None
         self._start = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -66,7 +75,12 @@ class EpochEvaluator(keras.callbacks.Callback):
             return
         logs["train_seconds"] = time.perf_counter() - self._start
         start = time.perf_counter()
-        scores, labels = predict_scores(self.model, self.dataset_fn(), self.multilabel)
+        model = self.model
+        if self.eval_model is not None:
+            for target, source in zip(self.eval_model.weights, self.model.weights):
+                target.assign(source.numpy())
+            model = self.eval_model
+        scores, labels = predict_scores(model, self.dataset_fn(), self.multilabel)
         values = compute_metrics(scores, labels, self.multilabel)
         for name, value in values.items():
             logs[f"val_{name}"] = float(value)

@@ -17,13 +17,17 @@ class ScalarWriter:
 
     Args:
         logdir: directory of the event files.
+        enabled: `False` makes every call a no-op (the non-chief processes of
+            a multi-process run, which must not write logs).
     """
 
-    def __init__(self, logdir):
-        self._writer = EventFileWriter(str(logdir), flush_secs=5)
+    def __init__(self, logdir, enabled=True):
+        self._writer = EventFileWriter(str(logdir), flush_secs=5) if enabled else None
 
     def scalars(self, step, values):
         """Writes `values` (name → float) at global `step`."""
+        if self._writer is None:
+            return
         summary = summary_pb2.Summary(
             value=[
                 summary_pb2.Summary.Value(tag=name, simple_value=float(value))
@@ -35,6 +39,8 @@ class ScalarWriter:
 
     def text(self, step, tag, text):
         """Writes a text note (e.g. a phase switch) as a tensor summary TensorBoard shows."""
+        if self._writer is None:
+            return
         from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
 
         tensor = tensor_pb2.TensorProto(
@@ -51,7 +57,9 @@ class ScalarWriter:
         self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
 
     def flush(self):
-        self._writer.flush()
+        if self._writer is not None:
+            self._writer.flush()
 
     def close(self):
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()

@@ -12,6 +12,7 @@ import keras
 
 from kc2f.models import AudioSpectrogramTransformer
 from kc2f.training.checkpoint_store import CheckpointStore, write_json_atomic
+from kc2f.training.distribution import Distribution
 from kc2f.training.epoch_evaluator import EpochEvaluator
 from kc2f.training.flops import training_flops_per_sample
 from kc2f.training.phase_schedule import build_schedule
@@ -25,7 +26,8 @@ HISTORY_FIELDS = (
     "train_seconds", "eval_seconds", "epoch_flops", "cumulative_flops", "cumulative_seconds",
 )
 # Keys of the resolved config that may differ when a run is resumed.
-RESUME_FREE = ("on_bad_audio",)
+# `distribute` may change: the global batch, not the device count, defines the run.
+RESUME_FREE = ("on_bad_audio", "distribute")
 
 
 class RunError(ValueError):
@@ -191,8 +193,18 @@ def fit(config, run_dir=None, verbose=1, log=print):
     Returns:
         The run summary (also written to `summary.json`).
     """
+    try:
+        # First of all: a multi-worker TensorFlow strategy or a multi-process JAX
+        # job must be set up before the backend runs any operation.
+        dist = Distribution(config.get("distribute", "none"))
+    except ValueError as error:
+        raise RunError(str(error)) from None
     manifest, pipeline, registry = _data()
     config, spec = resolve_config(config)
+    try:
+        dist.check_batch_size(config["batch_size"])
+    except ValueError as error:
+        raise RunError(str(error)) from None
     run_dir = pathlib.Path(run_dir or default_run_dir(config))
     run_dir.mkdir(parents=True, exist_ok=True)
     fault_where, fault_epoch = _fault_hook()
@@ -252,7 +264,7 @@ def fit(config, run_dir=None, verbose=1, log=print):
         mean, std = compute_stats(good, spec)
         config["mean"], config["std"] = float(mean), float(std)
         log(f"Normalisation statistics of the training split: mean {mean:.4f}, std {std:.4f}")
-    if state is None:
+    if state is None and dist.is_chief:
         write_json_atomic(run_dir / "config.json", config)
         write_json_atomic(run_dir / "labels.json", label_names)
 
@@ -268,7 +280,7 @@ def fit(config, run_dir=None, verbose=1, log=print):
             on_bad_audio="skip", audio_report=reports["eval"],
         )
 
-    writer = ScalarWriter(run_dir / "tensorboard")
+    writer = ScalarWriter(run_dir / "tensorboard", enabled=dist.is_chief)
     history = list(state["history"]) if state else []
     counters = dict(state["counters"]) if state else {"flops": 0.0, "seconds": 0.0}
     start_epoch = len(history)
@@ -279,19 +291,20 @@ def fit(config, run_dir=None, verbose=1, log=print):
 
     keras.utils.set_random_seed(config["seed"])
     model = None
-    if start_epoch:
-        previous = schedule.phase_of_epoch(start_epoch - 1)
-        model = build_model(config, spec, len(label_names), schedule.factors[previous])
-        store.restore_model(state["checkpoint"], model)
-        log(f"Resuming {run_dir} after epoch {start_epoch} (phase {previous + 1}, C={model.factor}).")
-    elif config.get("init"):
-        model = build_model(config, spec, len(label_names), schedule.factors[0])
-        _initialize(model, config["init"], log)
+    with dist.scope():
+        if start_epoch:
+            previous = schedule.phase_of_epoch(start_epoch - 1)
+            model = build_model(config, spec, len(label_names), schedule.factors[previous])
+            store.restore_model(state["checkpoint"], model)
+            log(f"Resuming {run_dir} after epoch {start_epoch} (phase {previous + 1}, C={model.factor}).")
+        elif config.get("init"):
+            model = build_model(config, spec, len(label_names), schedule.factors[0])
+            _initialize(model, config["init"], log)
     log(
         f"Run {run_dir}: {config['dataset']} ({num_train} train / {reports['eval'].num_good} eval "
         f"clips, {len(label_names)} classes), method {config['method']}, factors "
         f"{list(schedule.factors)}, epochs per phase {list(schedule.phase_epochs)}, "
-        f"precision {precision}"
+        f"precision {precision}, {dist.describe()}"
     )
 
     evaluator = EpochEvaluator(eval_data, spec.multilabel, spec.metric)
@@ -299,7 +312,7 @@ def fit(config, run_dir=None, verbose=1, log=print):
     recorder = _Recorder(
         schedule=schedule, spec=spec, store=store, writer=writer, history=history,
         counters=counters, samples_per_epoch=samples_per_epoch, bad_audio=bad_audio,
-        target=target, run_dir=run_dir, switch=switch, fault=fault, log=log,
+        target=target, run_dir=run_dir, switch=switch, fault=fault, log=log, chief=dist.is_chief,
     )
     finished = bool(state and state.get("finished"))
     reason = state.get("stop_reason") if state else None
@@ -308,44 +321,50 @@ def fit(config, run_dir=None, verbose=1, log=print):
         phase = schedule.phase_of_epoch(epoch)
         factor = schedule.factors[phase]
         switch_start = time.perf_counter()
-        if model is None:
-            model = build_model(config, spec, len(label_names), factor)
-        elif model.factor != factor:
-            new_model = build_model(config, spec, len(label_names), factor)
-            report = transfer_weights(model, new_model)
-            log(
-                f"Phase {phase + 1}: C={model.factor} -> C={factor}, tokens "
-                f"{model.num_patch_tokens} -> {new_model.num_patch_tokens}; resized "
-                f"{', '.join(report.paths('resized'))}; fresh optimizer and LR schedule."
-            )
-            writer.text(epoch, "phase_switch", f"epoch {epoch}: C={model.factor} -> C={factor}")
-            model = new_model
-        # A fresh optimizer and LR schedule per phase, as the paper resets them; a
-        # run resumed inside a phase gets its saved optimizer state back.
-        optimizer = _compile(model, config, spec, steps_per_epoch)
-        if epoch == start_epoch and start_epoch and schedule.phase_of_epoch(start_epoch - 1) == phase:
-            store.restore_optimizer(state["checkpoint"], optimizer, model.trainable_variables)
+        # The phase switch (rebuild, transfer, recompile) happens inside the
+        # distribution's scope, so the new model's variables are replicated too.
+        with dist.scope():
+            if model is None:
+                model = build_model(config, spec, len(label_names), factor)
+            elif model.factor != factor:
+                new_model = build_model(config, spec, len(label_names), factor)
+                report = transfer_weights(model, new_model)
+                log(
+                    f"Phase {phase + 1}: C={model.factor} -> C={factor}, tokens "
+                    f"{model.num_patch_tokens} -> {new_model.num_patch_tokens}; resized "
+                    f"{', '.join(report.paths('resized'))}; fresh optimizer and LR schedule."
+                )
+                writer.text(epoch, "phase_switch", f"epoch {epoch}: C={model.factor} -> C={factor}")
+                model = new_model
+            # A fresh optimizer and LR schedule per phase, as the paper resets them; a
+            # run resumed inside a phase gets its saved optimizer state back.
+            optimizer = _compile(model, config, spec, steps_per_epoch)
+            if epoch == start_epoch and start_epoch and schedule.phase_of_epoch(start_epoch - 1) == phase:
+                store.restore_optimizer(state["checkpoint"], optimizer, model.trainable_variables)
+        if dist.needs_eval_model:
+            evaluator.eval_model = build_model(config, spec, len(label_names), factor)
         recorder.overhead = time.perf_counter() - switch_start
         dataset = pipeline.make_dataset(
             train, label_names, spec, batch_size=batch_size, training=True, seed=config["seed"],
             epoch=epoch, mixup=config["mixup"], cache=config["cache"], drop_remainder=drop,
             repeat=True, on_bad_audio="skip", audio_report=reports["train"],
         )
-        model.fit(
-            dataset,
-            steps_per_epoch=steps_per_epoch,
-            initial_epoch=epoch,
-            epochs=schedule.phase_end(phase),
-            verbose=verbose,
-            callbacks=[evaluator, switch, recorder],
-            shuffle=False,  # the pipeline orders each epoch from (seed, epoch)
-        )
+        with dist.training_scope():
+            model.fit(
+                dataset,
+                steps_per_epoch=steps_per_epoch,
+                initial_epoch=epoch,
+                epochs=schedule.phase_end(phase),
+                verbose=verbose if dist.is_chief else 0,
+                callbacks=[evaluator, switch, recorder],
+                shuffle=False,  # the pipeline orders each epoch from (seed, epoch)
+            )
         epoch = len(history)
         finished = switch.finished
         reason = recorder.reason
 
     return _finalize(run_dir, model, config, spec, schedule, history, counters, bad_audio,
-                     target, reason, writer, log)
+                     target, reason, writer, log, replicas=dist.num_replicas, write=dist.is_chief)
 
 
 def _initialize(model, path, log):
@@ -362,12 +381,13 @@ class _Recorder(keras.callbacks.Callback):
     """Per-epoch bookkeeping: history row, counters, TensorBoard, atomic checkpoint."""
 
     def __init__(self, *, schedule, spec, store, writer, history, counters, samples_per_epoch,
-                 bad_audio, target, run_dir, switch, fault, log):
+                 bad_audio, target, run_dir, switch, fault, log, chief=True):
         super().__init__()
         self.schedule, self.spec, self.store, self.writer = schedule, spec, store, writer
         self.history, self.counters = history, counters
         self.samples_per_epoch, self.bad_audio, self.target = samples_per_epoch, bad_audio, target
         self.run_dir, self.switch, self.fault, self.log = run_dir, switch, fault, log
+        self.chief = chief
         self.overhead = 0.0
         self.reason = None
 
@@ -428,23 +448,29 @@ class _Recorder(keras.callbacks.Callback):
         }
         # After a phase's last epoch the next phase compiles a fresh optimizer anyway.
         keep_optimizer = None if self.switch.switch else optimizer
+        if not self.chief:
+            return
         self.store.fault_hook = lambda where: self.fault(where, epoch + 1)
         self.store.save(f"epoch-{epoch + 1:04d}", model, keep_optimizer, state)
         _write_history(self.run_dir, self.history)
 
 
 def _finalize(run_dir, model, config, spec, schedule, history, counters, bad_audio, target,
-              reason, writer, log):
-    """Writes `model.keras` and `summary.json` of a finished run (idempotent)."""
-    model_path = run_dir / "model.keras"
-    tmp_path = run_dir / f".model.{os.getpid()}.keras"
-    # The deliverable is an inference model: no optimizer or loss in the file, so it
-    # loads anywhere without kc2f's training classes.
-    clean = AudioSpectrogramTransformer.from_config(model.get_config())
-    for clean_weight, weight in zip(clean.weights, model.weights):
-        clean_weight.assign(weight)
-    clean.save(tmp_path)
-    os.replace(tmp_path, model_path)
+              reason, writer, log, replicas=1, write=True):
+    """Writes `model.keras` and `summary.json` of a finished run (idempotent).
+
+    With `write=False` (a non-chief process) only the summary is returned.
+    """
+    if write:
+        model_path = run_dir / "model.keras"
+        tmp_path = run_dir / f".model.{os.getpid()}.keras"
+        # The deliverable is an inference model: no optimizer or loss in the file, so
+        # it loads anywhere without kc2f's training classes (nor replicated variables).
+        clean = AudioSpectrogramTransformer.from_config(model.get_config())
+        for clean_weight, weight in zip(clean.weights, model.weights):
+            clean_weight.assign(weight.numpy())
+        clean.save(tmp_path)
+        os.replace(tmp_path, model_path)
     best = max(history, key=lambda r: r["val_metric"])
     summary = {
         "run_dir": str(run_dir),
@@ -462,8 +488,10 @@ def _finalize(run_dir, model, config, spec, schedule, history, counters, bad_aud
         "train_flops": counters["flops"],
         "train_seconds": counters["seconds"],
         "bad_audio": bad_audio,
+        "replicas": replicas,
     }
-    write_json_atomic(run_dir / "summary.json", summary)
+    if write:
+        write_json_atomic(run_dir / "summary.json", summary)
     writer.close()
     log(
         f"Done: best {spec.metric} {best['val_metric']:.4f} at epoch {best['epoch']}; "
