@@ -172,7 +172,7 @@ class Distribution:
 
     @contextlib.contextmanager
     def scope(self):
-        """Context in which the run's models and optimizers are created and trained."""
+        """Context in which the run's models and optimizers are created (and restored)."""
         if self.strategy is not None:
             with self.strategy.scope():
                 yield
