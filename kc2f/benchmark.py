@@ -623,18 +623,26 @@ def run_benchmark(sizes, methods=("maxpool",), factors=(1, 2, 4), batch=64, *, s
             row = measure_row(size, method, factor, batch, seconds=seconds, sample_rate=sample_rate,
                               target_frames=target_frames, steps=steps, warmup=warmup, jit=jit,
                               num_classes=num_classes, peak_flops_per_s=matmul["flops_per_s"], seed=seed)
-            result["rows"].append(row)
-            add_ratios(result["rows"])
-            if log:
-                log(format_row(result, row))
-            # Re-measured after every row: the best of all measurements is the peak (a busy
-            # or still-clocking-up device reads low once); MFU is recomputed against it.
-            matmul = _best_matmul(matmul, measure_matmul_peak(_compute_dtype(precision)))
+            matmul = _record_row(result, row, matmul, precision, log)
         _set_peak(result, matmul)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     result["jit"] = result["rows"][0]["jit"] if result["rows"] else result["jit"]
     return result
+
+
+def _record_row(result, row, matmul, precision, log):
+    """Adds `row` to `result`, logs it, and returns the matmul peak re-measured.
+
+    The peak is re-measured after every row and the best of all measurements
+    kept (a busy or still-clocking-up device reads low once); MFU is
+    recomputed against it at the end.
+    """
+    result["rows"].append(row)
+    add_ratios(result["rows"])
+    if log:
+        log(format_row(result, row))
+    return _best_matmul(matmul, measure_matmul_peak(_compute_dtype(precision)))
 
 
 def _best_matmul(a, b):
@@ -897,11 +905,7 @@ def benchmark_files(data_dir, sizes, methods=("maxpool",), factors=(1,), batch=3
                        matmul["flops_per_s"], input="files", synthetic_step_ms=synthetic_ms,
                        input_slowdown=1e3 * statistics.median(fed) / synthetic_ms)
             release(model)
-            result["rows"].append(row)
-            add_ratios(result["rows"])
-            if log:
-                log(format_row(result, row))
-            matmul = _best_matmul(matmul, measure_matmul_peak(_compute_dtype(precision)))
+            matmul = _record_row(result, row, matmul, precision, log)
         _set_peak(result, matmul)
     finally:
         keras.mixed_precision.set_global_policy(previous)

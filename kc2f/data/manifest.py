@@ -140,6 +140,16 @@ class _Collector:
         self.examples.append(Example(path, tuple(labels), source))
 
 
+def _collect(label_names, rows, problems, what, on_problem):
+    """`(examples, label_names)` of parsed `(path, labels, source)` rows and the
+    problems found while parsing them."""
+    collector = _Collector(label_names)
+    collector.problems.extend(problems)
+    for row in rows:
+        collector.add(*row)
+    return _finish(collector, what, on_problem), label_names
+
+
 def _finish(collector, what, on_problem):
     if collector.problems and on_problem == "error":
         raise ManifestError(what, collector.problems)
@@ -350,11 +360,7 @@ def _vggsound_index(data_dir, split, options, on_problem):
                 rows.append((os.path.join(audio_dir, template.format(ytid=ytid, start=start)),
                              (label,), source))
     label_names = sorted(names)
-    collector = _Collector(label_names)
-    collector.problems.extend(problems)
-    for row in rows:
-        collector.add(*row)
-    return _finish(collector, f"VGGSound {csv_path}", on_problem), label_names
+    return _collect(label_names, rows, problems, f"VGGSound {csv_path}", on_problem)
 
 
 def _voxceleb_index(data_dir, split, options, on_problem):
@@ -380,11 +386,7 @@ def _voxceleb_index(data_dir, split, options, on_problem):
             if parts[0] == wanted:
                 rows.append((os.path.join(audio_dir, parts[1]), (speaker,), source))
     label_names = sorted(names)
-    collector = _Collector(label_names)
-    collector.problems.extend(problems)
-    for row in rows:
-        collector.add(*row)
-    return _finish(collector, f"VoxCeleb1 {split_file}", on_problem), label_names
+    return _collect(label_names, rows, problems, f"VoxCeleb1 {split_file}", on_problem)
 
 
 def _esc50_index(data_dir, split, options, on_problem):
@@ -425,11 +427,7 @@ def _esc50_index(data_dir, split, options, on_problem):
                 rows.append((os.path.join(audio_dir, row["filename"].strip()), (category,), source))
     # Class order = ESC-50's target index (0..49), the canonical order of the dataset.
     label_names = [classes[t] for t in sorted(classes)]
-    collector = _Collector(label_names)
-    collector.problems.extend(problems)
-    for row in rows:
-        collector.add(*row)
-    return _finish(collector, f"ESC-50 {csv_path}", on_problem), label_names
+    return _collect(label_names, rows, problems, f"ESC-50 {csv_path}", on_problem)
 
 
 def _speechcommands_index(data_dir, split, options, on_problem):

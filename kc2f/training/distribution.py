@@ -16,7 +16,11 @@ _JAX_JOINED = []
 
 
 def _tf_cluster():
-    """`(task_type, task_index, num_workers)` from `TF_CONFIG`, or `None` without one."""
+    """`(process_index, is_chief, num_workers)` from `TF_CONFIG`, or `None` without one.
+
+    Processes are numbered chief first, then the workers; without a `chief`
+    task, worker 0 is the chief.
+    """
     text = os.environ.get("TF_CONFIG")
     if not text:
         return None
@@ -24,9 +28,11 @@ def _tf_cluster():
         config = json.loads(text)
         cluster, task = config["cluster"], config["task"]
         num_workers = sum(len(cluster.get(kind, ())) for kind in ("chief", "worker"))
-        return task["type"], int(task["index"]), num_workers
+        task_type, task_index, has_chief = task["type"], int(task["index"]), "chief" in cluster
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"TF_CONFIG is not a valid cluster description ({error!r}). Received: {text!r}") from None
+    process_index = task_index + (1 if has_chief and task_type == "worker" else 0)
+    return process_index, process_index == 0, num_workers
 
 
 def _jax_processes():
@@ -148,13 +154,9 @@ class Distribution:
         import tensorflow as tf
 
         if cluster and cluster[2] > 1:
-            task_type, task_index, num_workers = cluster
+            self.process_index, self.is_chief, self.num_processes = cluster
             self.strategy = _multi_worker_strategy(tf)
             self.engine = "tf.distribute.MultiWorkerMirroredStrategy"
-            self.num_processes = num_workers
-            has_chief = "chief" in json.loads(os.environ["TF_CONFIG"])["cluster"]
-            self.process_index = task_index + (1 if has_chief and task_type == "worker" else 0)
-            self.is_chief = task_type == "chief" or (not has_chief and task_index == 0)
         else:
             self.strategy = tf.distribute.MirroredStrategy()
             self.engine = "tf.distribute.MirroredStrategy"
@@ -170,27 +172,18 @@ class Distribution:
         """
         return self.strategy is not None
 
-    @contextlib.contextmanager
     def scope(self):
         """Context in which the run's models and optimizers are created (and restored)."""
         if self.strategy is not None:
-            with self.strategy.scope():
-                yield
-        elif self.keras_distribution is not None:
-            with self.keras_distribution.scope():
-                yield
-        else:
-            yield
+            return self.strategy.scope()
+        return self.training_scope()
 
-    @contextlib.contextmanager
     def training_scope(self):
         """Context of `model.fit`: the JAX trainer reads the current distribution
         at every step; a TensorFlow model keeps the strategy it was built under."""
         if self.keras_distribution is not None:
-            with self.keras_distribution.scope():
-                yield
-        else:
-            yield
+            return self.keras_distribution.scope()
+        return contextlib.nullcontext()
 
     def check_batch_size(self, batch_size):
         """Raises if the global batch cannot be split evenly across the replicas."""
