@@ -1,4 +1,8 @@
-"""The `kc2f` command line: thin commands, each calling one library function."""
+"""The `kc2f` command line: thin commands, each calling one library function.
+
+Library modules are imported inside the commands: they pull in TensorFlow and
+Keras (seconds), which `kc2f --help`, `--version` and `kc2f datasets` do not need.
+"""
 
 import json
 import pathlib
@@ -7,7 +11,7 @@ import sys
 import click
 
 from kc2f import __version__
-from kc2f import config as config_lib
+from kc2f.training.run_config import RunConfig, load_file, parse_ints
 
 
 def _fail(error):
@@ -26,22 +30,23 @@ def main():
 @main.command()
 @click.option("--dataset", help="Dataset name (kc2f datasets lists them). Default: the embedded synthetic set.")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root on disk.")
-@click.option("--method", type=click.Choice(config_lib.CHOICES["method"]), help="Compression of the initial phases.")
+@click.option("--model", help="Model family (default ast).")
+@click.option("--method", help="Compression of the initial phases: fshift, maxpool, avgpool, patch-bl, patch-pi (ast).")
 @click.option("--factors", help="Compression factors per phase, e.g. 2,1 or 4,2,1; 1 alone is the baseline.")
 @click.option("--epochs", type=int, help="Total epochs (default: the dataset's recipe).")
 @click.option("--phase-epochs", help="Epochs per phase, e.g. 3,3,14 (overrides --initial-fraction).")
 @click.option("--initial-fraction", type=float, help="Share of epochs for the initial phases (default 0.25).")
 @click.option("--target", type=float, help="Budget mode: stop the final phase when the metric reaches this.")
 @click.option("--baseline", type=click.Path(file_okay=False), help="Budget mode: stop at this baseline run's best metric.")
-@click.option("--preset", type=click.Choice(["tiny", "small", "base"]), help="Model size preset.")
+@click.option("--preset", help="Model size preset (ast: tiny, small, base).")
 @click.option("--init", type=click.Path(exists=True),
               help="Initialise from a local checkpoint: timm/DeiT/ViT or AST .pth/.safetensors/.npz, a .keras file or a run directory.")
 @click.option("--batch-size", type=int, help="Batch size (default: the dataset's recipe).")
 @click.option("--lr", type=float, help="Peak learning rate.")
 @click.option("--seed", type=int, help="Random seed.")
-@click.option("--on-bad-audio", type=click.Choice(config_lib.CHOICES["on_bad_audio"]),
+@click.option("--on-bad-audio", type=click.Choice(("error", "skip")),
               help="error (default): list every bad clip and stop before training; skip: drop and count them.")
-@click.option("--distribute", type=click.Choice(config_lib.CHOICES["distribute"]),
+@click.option("--distribute", type=click.Choice(("none", "data-parallel")),
               help="data-parallel: split each global batch across all local devices (and the hosts "
                    "of TF_CONFIG or KERAS_DISTRIBUTION_*); default none.")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory (default runs/<dataset>-<method>-<factors>-s<seed>).")
@@ -50,16 +55,16 @@ def main():
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def fit(config_file, sets, run_dir, quiet, factors, phase_epochs, **options):
     """Train a baseline or coarse-to-fine run; re-run the same command to resume it."""
-    from kc2f.training.trainer import RunError, fit as fit_run
+    from kc2f.training.trainer import fit as fit_run
 
     try:
         if factors is not None:
-            options["factors"] = config_lib.parse_value("factors", factors)
+            options["factors"] = parse_ints(factors, "factors")
         if phase_epochs is not None:
-            options["phase_epochs"] = config_lib.parse_value("phase_epochs", phase_epochs)
-        config = config_lib.build(config_file, sets, **options)
+            options["phase_epochs"] = parse_ints(phase_epochs, "phase_epochs")
+        config = RunConfig.from_sources(config_file, sets, **options)
         summary = fit_run(config, run_dir=run_dir, verbose=0 if quiet else 1, log=click.echo)
-    except (RunError, ValueError) as error:
+    except ValueError as error:  # RunError is a ValueError
         _fail(error)
     click.echo(json.dumps(summary, indent=2))
 
@@ -76,7 +81,7 @@ def evaluate(run_dir, split, factors, data_dir, batch_size, as_json):
     from kc2f.training.evaluation import evaluate_run
 
     try:
-        parsed = config_lib.parse_value("factors", factors) if factors else None
+        parsed = list(parse_ints(factors, "factors")) if factors else None
         rows = evaluate_run(run_dir, split=split, factors=parsed, data_dir=data_dir, batch_size=batch_size)
     except ValueError as error:
         _fail(error)
@@ -95,7 +100,7 @@ def evaluate(run_dir, split, factors, data_dir, batch_size, as_json):
 @click.option("--csv", "csv_prefix", help="Also write PREFIX_table2.csv and PREFIX_table3.csv.")
 def report(run_dirs, baseline, json_path, csv_prefix):
     """The paper's Table 2 (FLOPs/time saved to reach the baseline) and Table 3 (best metric)."""
-    from kc2f.training.report import build_report, format_csv, format_text
+    from kc2f.experiments.report import build_report, format_csv, format_text
 
     try:
         tables = build_report(run_dirs, baseline)
@@ -127,7 +132,7 @@ def stats(dataset, data_dir, split, max_examples, write_path):
     click.echo(f"{dataset} {split} ({count} clips): mean={mean:.7g} std={std:.7g}")
     if write_path:
         path = pathlib.Path(write_path)
-        existing = config_lib.load_file(path) if path.exists() else {}
+        existing = load_file(path) if path.exists() else {}
         existing.update(dataset=dataset, mean=float(mean), std=float(std))
         path.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in existing.items()))
         click.echo(f"Wrote mean/std to {path}; use it with --config {path}.")

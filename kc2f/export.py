@@ -52,6 +52,9 @@ import shutil
 import subprocess
 import sys
 
+from kc2f.data import registry
+from kc2f.training.run_directory import RunDirectory, read_json
+
 FORMATS = ("saved_model", "keras")
 KERAS_FILE = "model.keras"
 LABELS_FILE = "labels.txt"
@@ -80,20 +83,15 @@ def read_run(run_dir):
     Raises:
         ValueError: a file is missing or malformed; the message names it.
     """
-    from kc2f.data import registry
-
-    run_dir = pathlib.Path(run_dir)
-    if not run_dir.is_dir():
-        raise ValueError(f"Run directory {run_dir} does not exist (or is not a directory).")
-    model_path = run_dir / KERAS_FILE
-    if not model_path.is_file():
-        raise ValueError(f"{run_dir} has no trained model ({model_path} is missing): has the run finished?")
-    config_path = run_dir / "config.json"
-    config = _read_json(config_path)
-    if not isinstance(config, dict) or "dataset" not in config:
-        raise ValueError(f"{config_path} has no 'dataset' entry; is {run_dir} a kc2f run directory?")
+    run = RunDirectory(run_dir)
+    if not run.path.is_dir():
+        raise ValueError(f"Run directory {run} does not exist (or is not a directory).")
+    model_path = run.require_model()
+    config = run.read_config()
+    if "dataset" not in config:
+        raise ValueError(f"{run.file(run.CONFIG)} has no 'dataset' entry; is {run} a kc2f run directory?")
     spec = registry.get_dataset_spec(config["dataset"])
-    labels = read_labels(run_dir / "labels.json")
+    labels = read_labels(run.file(run.LABELS))
     return {"model_path": model_path, "config": config, "spec": spec, "labels": labels}
 
 
@@ -111,7 +109,7 @@ def read_labels(path):
     """
     path = pathlib.Path(path)
     if path.suffix == ".json":
-        labels = _read_json(path)
+        labels = read_json(path)
         if not isinstance(labels, list) or not all(isinstance(name, str) for name in labels):
             raise ValueError(f"{path} must hold a JSON list of label names. Received: {str(labels)[:80]}")
     else:
@@ -124,16 +122,6 @@ def read_labels(path):
     if not labels:
         raise ValueError(f"Label file {path} lists no labels.")
     return labels
-
-
-def _read_json(path):
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path} does not exist.")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
 
 
 def _check_factor(factor):
@@ -234,6 +222,7 @@ def export_run(run_dir, out_dir, factor=None, format="saved_model", overwrite=Fa
 
 
 def _backend():
+    # Deferred like every Keras import here: `kc2f predict` and the CLI import this module.
     import keras
 
     return keras.backend.backend()
@@ -241,9 +230,11 @@ def _backend():
 
 def _export(model_path, labels, metadata, out_dir, factor, format):
     """Loads `model_path`, writes the export into the existing `out_dir`; returns a summary."""
+    # Deferred: Keras and its backend take seconds to import, and `export_run` may hand the
+    # work to a child process with the TensorFlow backend instead (see the module docstring).
     import keras
 
-    import kc2f.models  # noqa: F401  (registers the kc2f classes for deserialisation)
+    from kc2f.families import family_of  # also registers the kc2f classes for deserialisation
 
     out_dir = pathlib.Path(out_dir)
     model = keras.saving.load_model(model_path, compile=False)
@@ -254,9 +245,7 @@ def _export(model_path, labels, metadata, out_dir, factor, format):
         )
     trained_factor = model.factor
     if factor is not None and factor != trained_factor:
-        from kc2f.training.evaluation import at_factor
-
-        model = at_factor(model, factor)
+        model = family_of(model).at_factor(model, factor)
         model.save(out_dir / KERAS_FILE)
     else:
         # The trained file itself, byte for byte.

@@ -26,7 +26,9 @@ import pathlib
 
 import numpy as np
 
+from kc2f.data import registry
 from kc2f.export import KERAS_FILE, LABELS_FILE, LENGTH_SIGNATURE, METADATA_FILE, read_labels, read_run
+from kc2f.training.run_directory import RunDirectory, read_json
 
 AGGREGATES = ("mean", "max")
 
@@ -88,15 +90,7 @@ def _span_seconds(target_frames, frame_shift_ms, frame_length_ms):
 
 
 def _read_optional_json(path):
-    import json
-
-    path = pathlib.Path(path)
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    return read_json(path) if pathlib.Path(path).is_file() else None
 
 
 def load_predictor(model_ref, labels=None, factor=None, multilabel=None):
@@ -108,7 +102,7 @@ def load_predictor(model_ref, labels=None, factor=None, multilabel=None):
         labels: label file (`.json` list or text, one a line) overriding the
             one found beside the model.
         factor: run a full-resolution Keras model at compression C (flexible
-            resolution, `kc2f.training.evaluation.at_factor`); not possible for
+            resolution, `ModelFamily.at_factor`); not possible for
             a SavedModel, whose graph is fixed at export.
         multilabel: force sigmoid (`True`) or softmax (`False`) scores; `None`
             takes it from the run's dataset or the export's metadata
@@ -130,7 +124,7 @@ def load_predictor(model_ref, labels=None, factor=None, multilabel=None):
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return _load_saved_model(path, labels, factor, multilabel)
     if path.is_dir() and (path / KERAS_FILE).is_file():
-        if (path / "config.json").is_file():
+        if (path / RunDirectory.CONFIG).is_file():
             run = read_run(path)
             return _load_keras(
                 "run", run["model_path"], read_labels(labels) if labels else run["labels"], factor,
@@ -148,7 +142,7 @@ def load_predictor(model_ref, labels=None, factor=None, multilabel=None):
 def _sidecar_labels(path, labels):
     if labels:
         return read_labels(labels)
-    for name in ("labels.json", LABELS_FILE):
+    for name in (RunDirectory.LABELS, LABELS_FILE):
         if (path.parent / name).is_file():
             return read_labels(path.parent / name)
     raise ValueError(
@@ -159,11 +153,9 @@ def _sidecar_labels(path, labels):
 def _load_keras_file(path, labels, factor, multilabel):
     labels = _sidecar_labels(path, labels)
     clip_seconds = None
-    config = _read_optional_json(path.parent / "config.json")
+    config = _read_optional_json(path.parent / RunDirectory.CONFIG)
     metadata = _read_optional_json(path.parent / METADATA_FILE)
     if isinstance(config, dict) and "dataset" in config:
-        from kc2f.data import registry
-
         spec = registry.get_dataset_spec(config["dataset"])
         clip_seconds = spec.clip_seconds
         multilabel = spec.multilabel if multilabel is None else multilabel
@@ -174,9 +166,10 @@ def _load_keras_file(path, labels, factor, multilabel):
 
 
 def _load_keras(kind, path, labels, factor, multilabel, clip_seconds):
+    # Deferred: Keras and its backend take seconds to import; a SavedModel needs neither.
     import keras
 
-    import kc2f.models  # noqa: F401  (registers the kc2f classes for deserialisation)
+    from kc2f.families import family_of  # also registers the kc2f classes for deserialisation
 
     try:
         model = keras.saving.load_model(path, compile=False)
@@ -189,17 +182,13 @@ def _load_keras(kind, path, labels, factor, multilabel, clip_seconds):
             f"{path} has {model.num_classes} outputs but the labels list {len(labels)} names."
         )
     if factor is not None and factor != model.factor:
-        from kc2f.training.evaluation import at_factor
-
-        model = at_factor(model, factor)
+        model = family_of(model).at_factor(model, factor)
     span = _span_seconds(model.target_frames, model.frame_shift_ms, model.frame_length_ms)
     if clip_seconds is None:
         # No dataset recipe at hand: the clip the fbank was sized for.
         clip_seconds = model.target_frames * model.frame_shift_ms / 1000.0
 
     def logits_fn(waveform, length):
-        import keras
-
         out = model.predict_on_batch({"waveform": waveform, "length": length})
         return keras.ops.convert_to_numpy(out)
 
@@ -208,6 +197,7 @@ def _load_keras(kind, path, labels, factor, multilabel, clip_seconds):
 
 
 def _load_saved_model(path, labels, factor, multilabel):
+    # Deferred: only a SavedModel needs TensorFlow itself.
     import tensorflow as tf
 
     metadata = None
@@ -312,6 +302,7 @@ def predict_files(model_ref, files, window=None, hop=None, aggregate="mean", top
         ValueError: bad model or option (the message names it). Unreadable audio
             files do not raise; they are reported in their result.
     """
+    # Deferred: decoding imports TensorFlow (seconds), which option errors need not wait for.
     from kc2f.data.audio import AudioError, load_audio
 
     if aggregate not in AGGREGATES:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kc2f import config
+from kc2f.training.run_config import RunConfig
 from kc2f.data.registry import DATASETS
 from tests.conftest import REPO
 
@@ -16,6 +16,6 @@ def test_there_are_recipes_for_the_papers_datasets():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_recipe_loads(path):
-    built = config.build(path)
-    assert built["dataset"] in DATASETS
-    assert built["factors"][-1] == 1
+    built = RunConfig.from_sources(path)
+    assert built.dataset in DATASETS
+    assert built.factors[-1] == 1

@@ -163,7 +163,7 @@ def test_export_layout_and_summary(exported):
 def test_multilabel_export_at_factor_gives_sigmoid_scores(tmp_path):
     import tensorflow as tf
 
-    from kc2f.training.evaluation import at_factor
+    from kc2f.families import family_of
 
     labels = ["a", "b", "c"]
     run_dir, model = make_run_dir(tmp_path / "run", dataset="manifest", labels=labels, train=False)
@@ -174,7 +174,7 @@ def test_multilabel_export_at_factor_gives_sigmoid_scores(tmp_path):
     serve = tf.saved_model.load(str(tmp_path / "out")).signatures["serving_default"]
     waveform = (0.1 * np.random.default_rng(2).standard_normal((2, 12000))).astype("float32")
     out = serve(waveform=tf.constant(waveform))
-    logits = keras.ops.convert_to_numpy(at_factor(model, 2).predict_on_batch(waveform))
+    logits = keras.ops.convert_to_numpy(family_of(model).at_factor(model, 2).predict_on_batch(waveform))
     np.testing.assert_allclose(out["scores"].numpy(), scores_from_logits(logits, True), atol=1e-5)
     np.testing.assert_allclose(out["scores"].numpy(), 1 / (1 + np.exp(-out["logits"].numpy())), atol=1e-6)
 

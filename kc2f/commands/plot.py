@@ -10,10 +10,9 @@ import click
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory for the PNG files.")
 def plot(run_dirs, baseline, out_dir):
     """Plot RUN_DIRS: metric_vs_flops.png, metric_vs_time.png, step_time_per_phase.png."""
-    try:
-        from kc2f.plots import make_plots
-    except ImportError as error:
-        raise click.ClickException(f"kc2f plot needs matplotlib ({error}): pip install matplotlib") from None
+    # Deferred: matplotlib and the run readers are not needed for `kc2f --help`.
+    from kc2f.experiments.plots import make_plots
+
     try:
         paths = make_plots(run_dirs, out_dir, baseline_dir=baseline)
     except ValueError as error:

@@ -2,7 +2,7 @@
 
 import click
 
-from kc2f import config as config_lib
+from kc2f.training.run_config import RunConfig
 
 
 @click.command(name="sweep")
@@ -24,14 +24,15 @@ def sweep(dataset, data_dir, out_dir, methods, factor_lists, with_3_phase, confi
 
     Re-running the same command reuses finished runs and resumes an interrupted one.
     """
-    from kc2f.training.sweep import THREE_PHASE, parse_factor_lists, parse_methods, run_sweep
+    # Deferred: the sweep imports TensorFlow and Keras, which `kc2f --help` must not wait for.
+    from kc2f.experiments.sweep import THREE_PHASE, parse_factor_lists, parse_methods, run_sweep
 
     try:
         lists = parse_factor_lists(factor_lists)
         if with_3_phase and list(THREE_PHASE) not in lists:
             lists.append(list(THREE_PHASE))
-        config = config_lib.build(config_file, sets, dataset=dataset, data_dir=data_dir)
-        result = run_sweep(config, out_dir, parse_methods(methods), lists, log=click.echo,
+        config = RunConfig.from_sources(config_file, sets, dataset=dataset, data_dir=data_dir)
+        result = run_sweep(config, out_dir, parse_methods(methods, config.model), lists, log=click.echo,
                            verbose=0 if quiet else 1)
     except ValueError as error:  # RunError is a ValueError
         raise click.ClickException(str(error)) from None

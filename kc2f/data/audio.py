@@ -197,6 +197,7 @@ def _decode_wav(contents):
 
 
 def _tfio():
+    # Deferred: tensorflow-io loads its shared library (seconds); WAV needs only TensorFlow.
     import tensorflow_io as tfio  # noqa: F401  (registers the IO>Audio* ops)
 
     return tfio

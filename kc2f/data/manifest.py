@@ -37,6 +37,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
+from kc2f.data import synthetic
 from kc2f.data.registry import get_dataset_spec
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -547,8 +548,6 @@ def _folder_index(data_dir, split, options, on_problem):
 
 
 def _synthetic_index(data_dir, split, options, on_problem):
-    from kc2f.data import synthetic
-
     data_dir = synthetic.ensure_synthetic_dataset(
         data_dir,
         clips_per_class=options.get("clips_per_class", synthetic.DEFAULT_CLIPS_PER_CLASS),

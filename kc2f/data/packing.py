@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from kc2f.data.bad_audio import BadAudioError, validate_audio
+from kc2f.data.clip_tensors import balanced_weights, decode_resample_fn, label_matrix
 from kc2f.data.registry import get_dataset_spec
 
 INDEX_FILE = "index.json"
@@ -78,24 +80,22 @@ def pack_dataset(examples, label_names, spec, out_dir, *, num_shards=None, dtype
     Returns:
         `PackedDataset` for the written shards.
     """
-    from kc2f.data import pipeline
-
     spec = get_dataset_spec(spec)
     if dtype not in ("int16", "float32"):
         raise ValueError(f"dtype must be 'int16' or 'float32'. Received: dtype={dtype!r}")
     if os.path.exists(os.path.join(out_dir, INDEX_FILE)):
         raise ValueError(f"{out_dir} already holds packed shards. Received: out_dir={out_dir!r}")
-    report = pipeline.validate_audio(examples, spec)
+    report = validate_audio(examples, spec)
     if report.bad and on_bad_audio == "error":
-        raise pipeline.BadAudioError(report)
+        raise BadAudioError(report)
     if on_bad_audio not in ("error", "skip"):
         raise ValueError(f"on_bad_audio must be 'error' or 'skip'. Received: on_bad_audio={on_bad_audio!r}")
     keep = np.flatnonzero(report.good_mask)
     kept = [examples[i] for i in keep]
     if not kept:
-        raise pipeline.BadAudioError(report)
-    label_matrix = pipeline._label_matrix(kept, list(label_names))
-    weights = pipeline._balanced_weights(label_matrix, len(label_names))
+        raise BadAudioError(report)
+    label_rows = label_matrix(kept, list(label_names))
+    weights = balanced_weights(label_rows, len(label_names))
     rates = report.rates[keep]
     rate_list = sorted(set(int(r) for r in rates))
     rate_index = np.searchsorted(rate_list, rates).astype(np.int32)
@@ -105,7 +105,7 @@ def pack_dataset(examples, label_names, spec, out_dir, *, num_shards=None, dtype
         raise ValueError(f"num_shards must be a positive integer. Received: num_shards={num_shards!r}")
     num_shards = min(num_shards, len(kept))
 
-    decode = pipeline._decode_resample_fn(rate_list, spec.sample_rate, spec.clip_samples,
+    decode = decode_resample_fn(rate_list, spec.sample_rate, spec.clip_samples,
                                           training=False, keep_full=True)
     ds = tf.data.Dataset.from_tensor_slices(([e.path for e in kept], rate_index))
     ds = ds.map(lambda p, r: decode(p, r, 0.0), num_parallel_calls=tf.data.AUTOTUNE,
@@ -127,7 +127,7 @@ def pack_dataset(examples, label_names, spec, out_dir, *, num_shards=None, dtype
             data = np.clip(np.round(wave * 32768.0), -32768, 32767).astype("<i2").tobytes()
         else:
             data = wave.astype("<f4").tobytes()
-        labels = label_matrix[i][label_matrix[i] >= 0].astype(np.int64)
+        labels = label_rows[i][label_rows[i] >= 0].astype(np.int64)
         record = tf.train.Example(features=tf.train.Features(feature={
             "audio": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
             "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=labels)),
@@ -178,7 +178,7 @@ def read_records(packed, seed_e, training, balanced_sampling=False):
 
     Args:
         packed: `PackedDataset`.
-        seed_e: the epoch's stateless seed (int64 `(2,)`), see `pipeline._epoch_seed`.
+        seed_e: the epoch's stateless seed (int64 `(2,)`), see `kc2f.data.pipeline`.
         training: permute shards and shuffle records (seeded); else file order.
         balanced_sampling: each record appears Poisson(N * w / sum w) times, with
             `w` AST's label-frequency weight stored at packing time: the expected

@@ -14,251 +14,28 @@ Randomness (training order, crop offsets, mixup) is a pure function of
 can therefore be reproduced from its number alone, which makes resuming exact.
 """
 
-import collections
 import logging
-import os
-from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
 from kc2f.data import audio as audio_lib
-from kc2f.data.manifest import Example
+from kc2f.data import packing
+from kc2f.data.bad_audio import (  # noqa: F401  (BadAudio*, validate_audio: the pipeline's API)
+    BAD_AUDIO_REASONS,
+    BadAudio,
+    BadAudioError,
+    BadAudioReport,
+    check_examples,
+    validate_audio,
+)
+from kc2f.data.clip_tensors import balanced_weights, crop_start, decode_resample_fn, label_matrix
 from kc2f.data.registry import get_dataset_spec
 
 logger = logging.getLogger(__name__)
 
 AUTOTUNE = tf.data.AUTOTUNE
 
-# Order in which reasons are listed in reports.
-BAD_AUDIO_REASONS = (
-    "missing",
-    "empty",
-    "not_audio",
-    "corrupt",
-    "truncated",
-    "unsupported",
-    "no_samples",
-    "nan_inf",
-    "silent",
-    "too_long",
-)
-_REASON_TEXT = {
-    "missing": "file does not exist",
-    "empty": "file is empty (0 bytes)",
-    "no_samples": "no audio samples (0 frames)",
-    "nan_inf": "contains NaN or Inf samples",
-    "silent": "all samples are zero (silence)",
-}
-
-
-@dataclass(frozen=True)
-class BadAudio:
-    """One unusable file: `reason` is a key of `BAD_AUDIO_REASONS`, `message` says more."""
-
-    path: str
-    source: str
-    reason: str
-    message: str
-
-
-@dataclass
-class BadAudioReport:
-    """Result of scanning every file of a dataset once (`validate_audio`).
-
-    Attributes:
-        num_examples: examples scanned.
-        bad: one `BadAudio` per unusable file, in example order.
-        rates: per example, the file's sample rate (0 for bad files).
-        frames: per example, the file's number of frames at its own rate.
-        channels: per example, the file's channel count.
-    """
-
-    num_examples: int
-    bad: list = field(default_factory=list)
-    rates: np.ndarray = None
-    frames: np.ndarray = None
-    channels: np.ndarray = None
-
-    @property
-    def counts(self):
-        """`{reason: count}` of bad files, only the reasons that occur."""
-        counter = collections.Counter(b.reason for b in self.bad)
-        return {r: counter[r] for r in BAD_AUDIO_REASONS if counter[r]}
-
-    @property
-    def bad_indices(self):
-        return {i for i, _ in self._bad_index}
-
-    @property
-    def good_mask(self):
-        mask = np.ones(self.num_examples, bool)
-        for i, _ in self._bad_index:
-            mask[i] = False
-        return mask
-
-    @property
-    def num_good(self):
-        return int(self.good_mask.sum())
-
-    def summary(self):
-        """One line for the run log, e.g. `"3000 files: 2998 ok, 2 skipped (missing 1, silent 1)"`."""
-        if not self.bad:
-            return f"{self.num_examples} audio files: all ok"
-        counts = ", ".join(f"{r} {n}" for r, n in self.counts.items())
-        return (f"{self.num_examples} audio files: {self.num_good} ok, {len(self.bad)} bad "
-                f"({counts})")
-
-    def __post_init__(self):
-        self._bad_index = []
-
-
-class BadAudioError(ValueError):
-    """Some audio files are unusable; the message lists every one with its reason."""
-
-    def __init__(self, report, max_listed=100):
-        self.report = report
-        lines = [f"  - {b.path} ({b.source}): {b.message}" if b.source != b.path
-                 else f"  - {b.path}: {b.message}" for b in report.bad[:max_listed]]
-        if len(report.bad) > max_listed:
-            lines.append(f"  ... and {len(report.bad) - max_listed} more")
-        super().__init__(
-            f"{len(report.bad)} of {report.num_examples} audio files cannot be used "
-            f"({', '.join(f'{r}: {n}' for r, n in report.counts.items())}):\n"
-            + "\n".join(lines)
-            + "\nFix or remove them, or pass on_bad_audio='skip' to train without them."
-        )
-
-
-def _check_examples(examples):
-    if not isinstance(examples, (list, tuple)) or not all(isinstance(e, Example) for e in examples):
-        raise ValueError(
-            "examples must be a list of kc2f.data.Example (from build_index). Received: "
-            f"examples={type(examples).__name__}"
-        )
-    if not examples:
-        raise ValueError("examples is empty: the split has no audio files. Received: examples=[]")
-
-
-def _scan_map(index, path):
-    contents = tf.io.read_file(path)
-    samples, rate, status = audio_lib.decode_audio_fn(contents)
-    finite = tf.reduce_all(tf.math.is_finite(samples))
-    # The [0.0] keeps the max defined for files with no samples.
-    peak = tf.reduce_max(tf.concat([tf.reshape(tf.abs(samples), [-1]), [0.0]], 0))
-    return index, status, rate, tf.shape(samples)[0], tf.shape(samples)[1], finite, peak
-
-
-def validate_audio(examples, spec, *, max_seconds=audio_lib.MAX_SECONDS, num_parallel_calls=AUTOTUNE):
-    """Scans every file once and reports the unusable ones.
-
-    Decodes all files in parallel (tf.data) and checks, per file: it exists,
-    is not empty, has a readable header, is audio (WAV/FLAC/Ogg Vorbis/MP3), is
-    not truncated, has at least one sample and at most `max_seconds`, has no
-    NaN/Inf and is not all zeros.
-
-    Args:
-        examples: list of `Example`.
-        spec: `DatasetSpec` or registry name (reserved for per-dataset checks).
-        max_seconds: longer files are "too_long" (absurd lengths).
-        num_parallel_calls: decode parallelism.
-
-    Returns:
-        `BadAudioReport` with per-file rates/frames/channels and the bad files.
-    """
-    _check_examples(examples)
-    get_dataset_spec(spec)
-    n = len(examples)
-    report = BadAudioReport(n, rates=np.zeros(n, np.int64), frames=np.zeros(n, np.int64),
-                            channels=np.zeros(n, np.int64))
-
-    def bad(i, reason, message=None):
-        e = examples[i]
-        report.bad.append(BadAudio(e.path, e.source, reason, message or _REASON_TEXT[reason]))
-        report._bad_index.append((i, reason))
-
-    to_decode = []
-    for i, e in enumerate(examples):
-        try:
-            size = os.stat(e.path).st_size
-        except OSError:
-            bad(i, "missing")
-            continue
-        if size == 0:
-            bad(i, "empty")
-        else:
-            to_decode.append(i)
-
-    seen = set()
-    if to_decode:
-        ds = tf.data.Dataset.from_tensor_slices(
-            (np.asarray(to_decode, np.int64), [examples[i].path for i in to_decode])
-        )
-        ds = ds.map(_scan_map, num_parallel_calls=num_parallel_calls, deterministic=False)
-        # A stream tensorflow-io cannot decode raises inside the op; the file is then
-        # missing from the output and re-read eagerly below to get its message.
-        ds = ds.ignore_errors().prefetch(AUTOTUNE)
-        results = []
-        for index, status, rate, frames, channels, finite, peak in ds.as_numpy_iterator():
-            results.append((int(index), int(status), int(rate), int(frames), int(channels),
-                            bool(finite), float(peak)))
-        for index, status, rate, frames, channels, finite, peak in sorted(results):
-            seen.add(index)
-            if status != audio_lib.STATUS_OK:
-                reason = audio_lib.STATUS_REASONS[status]
-                with open(examples[index].path, "rb") as f:
-                    head = f.read(8)
-                bad(index, reason, audio_lib.describe_status(status, head))
-                continue
-            report.rates[index], report.frames[index] = rate, frames
-            report.channels[index] = channels
-            if frames == 0:
-                bad(index, "no_samples")
-            elif not finite:
-                bad(index, "nan_inf")
-            elif peak == 0.0:
-                bad(index, "silent")
-            elif frames / rate > max_seconds:
-                bad(index, "too_long",
-                    f"absurd length: {frames / rate:.1f} s (more than {max_seconds:g} s)")
-    for index in to_decode:
-        if index not in seen:
-            try:
-                audio_lib.read_audio(examples[index].path)
-                message = "could not be decoded inside tf.data"
-            except audio_lib.AudioError as e:
-                message = e.reason
-            bad(index, "corrupt", message)
-    order = sorted(range(len(report.bad)), key=lambda k: report._bad_index[k][0])
-    report.bad = [report.bad[k] for k in order]
-    report._bad_index = [report._bad_index[k] for k in order]
-    return report
-
-
-# ---------------------------------------------------------------------------
-# make_dataset
-
-
-def _label_matrix(examples, label_names):
-    """Label indices per example, padded with -1: `(num_examples, max_labels)` int32."""
-    index = {name: i for i, name in enumerate(label_names)}
-    width = max(len(e.labels) for e in examples)
-    matrix = np.full((len(examples), width), -1, np.int32)
-    for row, e in enumerate(examples):
-        for col, label in enumerate(e.labels):
-            if label not in index:
-                raise ValueError(f"{e.source}: label {label!r} of {e.path} is not in label_names")
-            matrix[row, col] = index[label]
-    return matrix
-
-
-def _balanced_weights(label_matrix, num_classes):
-    """AST's AudioSet sampling weight per clip: sum over its labels of 1000 / (count + 0.01)."""
-    counts = np.zeros(num_classes)
-    valid = label_matrix >= 0
-    np.add.at(counts, label_matrix[valid], 1)
-    per_label = np.where(valid, 1000.0 / (counts[np.maximum(label_matrix, 0)] + 0.01), 0.0)
-    return per_label.sum(axis=1)
 
 
 def _epoch_seed(seed, epoch):
@@ -282,14 +59,7 @@ def _epoch_order(num, seed_e, training, cdf):
     )
 
 
-def _crop_start(u, n_out, clip, granularity, training):
-    """Crop start: uniform in [0, n_out - clip] (training) or 0, on a multiple of `granularity`."""
-    if not training:
-        return tf.constant(0, tf.int32)
-    span = tf.maximum(n_out - clip, 0)
-    start = tf.cast(tf.floor(u * tf.cast(span + 1, tf.float32)), tf.int32)
-    start = tf.minimum(start, span)
-    return start - start % granularity
+
 
 
 def _finish_example(wave, label_row, clip, num_classes):
@@ -328,32 +98,7 @@ def _mixup(features, labels, seed_b, probability):
     return {"waveform": mixed, "length": length}, labels
 
 
-def _decode_resample_fn(rate_list, target_rate, clip, training, keep_full=False):
-    """Graph fn: (path, rate index, u) -> waveform at target rate (cropped unless keep_full)."""
-    resamplers = [audio_lib.get_resampler(r, target_rate) for r in rate_list]
 
-    def fn(path, rate_index, u):
-        samples, _, status = audio_lib.decode_audio_fn(tf.io.read_file(path))
-        check = tf.debugging.Assert(
-            tf.equal(status, audio_lib.STATUS_OK),
-            ["kc2f: audio file could not be decoded (status", status,
-             "); did it change after the scan?", path],
-        )
-        with tf.control_dependencies([check]):
-            mono = audio_lib.to_mono(samples)
-
-        def branch(r):
-            def run():
-                if keep_full:
-                    return r.compiled(mono, 0, 2**31 - 1)
-                n_out = r.output_length(tf.shape(mono)[0])
-                start = _crop_start(u, n_out, clip, r.up, training)
-                return r.compiled(mono, start, clip)
-            return run
-
-        return tf.switch_case(tf.cast(rate_index, tf.int32), [branch(r) for r in resamplers])
-
-    return fn
 
 
 def make_dataset(
@@ -431,8 +176,6 @@ def make_dataset(
                          f"len(label_names)={num_classes}")
     clip = spec.clip_samples
 
-    from kc2f.data import packing
-
     if isinstance(examples, packing.PackedDataset):
         if examples.sample_rate != spec.sample_rate:
             raise ValueError(
@@ -455,12 +198,12 @@ def make_dataset(
                 u = tf.random.stateless_uniform(
                     [], seed=tf.random.experimental.stateless_fold_in(seed_e, 1000 + pos))
                 n = tf.shape(wave)[0]
-                start = _crop_start(u, n, clip, 1, training)
+                start = crop_start(u, n, clip, 1, training)
                 return _finish_example(wave[start:start + clip], label_row, clip, num_classes)
 
             return records.map(finish, num_parallel_calls=num_parallel_calls, deterministic=True)
     else:
-        _check_examples(examples)
+        check_examples(examples)
         if audio_report is None:
             audio_report = validate_audio(examples, spec, num_parallel_calls=num_parallel_calls)
         elif audio_report.num_examples != len(examples):
@@ -477,7 +220,7 @@ def make_dataset(
         if keep.size == 0:
             raise BadAudioError(report)
         kept = [examples[i] for i in keep]
-        label_matrix = _label_matrix(kept, label_names)
+        label_rows = label_matrix(kept, label_names)
         rates = report.rates[keep]
         rate_list = sorted(set(int(r) for r in rates))
         rate_index = np.searchsorted(rate_list, rates).astype(np.int32)
@@ -485,8 +228,8 @@ def make_dataset(
         num = len(kept)
         cdf = None
         if training and spec.balanced_sampling:
-            cdf = tf.constant(np.cumsum(_balanced_weights(label_matrix, num_classes)), tf.float64)
-        element_fn = _file_elements(paths, rate_index, rate_list, label_matrix, spec, training,
+            cdf = tf.constant(np.cumsum(balanced_weights(label_rows, num_classes)), tf.float64)
+        element_fn = _file_elements(paths, rate_index, rate_list, label_rows, spec, training,
                                     clip, num_classes, cache, num_parallel_calls)
 
         def elements(seed_e):
@@ -532,7 +275,7 @@ def _file_elements(paths, rate_index, rate_list, label_matrix, spec, training, c
     if not cache:
         paths_t = tf.constant(paths.astype(str))
         rates_t = tf.constant(rate_index)
-        decode = _decode_resample_fn(rate_list, spec.sample_rate, clip, training)
+        decode = decode_resample_fn(rate_list, spec.sample_rate, clip, training)
 
         def element_fn(index, u):
             wave = decode(paths_t[index], rates_t[index], u)
@@ -542,7 +285,7 @@ def _file_elements(paths, rate_index, rate_list, label_matrix, spec, training, c
 
     # cache=True: every file decoded and resampled once, at full length, into one flat
     # array; examples are then slices of it, cropped exactly as from files.
-    decode = _decode_resample_fn(rate_list, spec.sample_rate, clip, training, keep_full=True)
+    decode = decode_resample_fn(rate_list, spec.sample_rate, clip, training, keep_full=True)
     ds = tf.data.Dataset.from_tensor_slices((paths.astype(str), rate_index))
     ds = ds.map(lambda p, r: decode(p, r, 0.0), num_parallel_calls=num_parallel_calls,
                 deterministic=True)
@@ -557,7 +300,7 @@ def _file_elements(paths, rate_index, rate_list, label_matrix, spec, training, c
 
     def element_fn(index, u):
         n_out = tf.cast(lengths_t[index], tf.int32)
-        start = _crop_start(u, n_out, clip, ups_t[rates_t[index]], training)
+        start = crop_start(u, n_out, clip, ups_t[rates_t[index]], training)
         begin = offsets_t[index] + tf.cast(start, tf.int64)
         wave = flat_t[begin:begin + tf.cast(tf.minimum(clip, n_out - start), tf.int64)]
         return _finish_example(wave, labels_t[index], clip, num_classes)

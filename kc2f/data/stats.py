@@ -16,7 +16,10 @@ import math
 
 import numpy as np
 
+from kc2f.data.manifest import build_index
+from kc2f.data.pipeline import make_dataset
 from kc2f.data.registry import get_dataset_spec
+from kc2f.layers.kaldi_fbank import KaldiFbank
 
 
 def compute_stats(examples, spec, *, batch_size=64, max_examples=None, label_names=None,
@@ -39,9 +42,6 @@ def compute_stats(examples, spec, *, batch_size=64, max_examples=None, label_nam
     Returns:
         `(mean, std)` as Python floats.
     """
-    from kc2f.data.pipeline import make_dataset
-    from kc2f.layers.kaldi_fbank import KaldiFbank
-
     spec = get_dataset_spec(spec)
     if max_examples is not None:
         if not isinstance(max_examples, int) or max_examples < 1:
@@ -81,8 +81,6 @@ def dataset_stats(name, data_dir=None, split="train", max_examples=None):
     This is what `kc2f stats` prints and what a run uses when the registry has
     no statistics for its dataset.
     """
-    from kc2f.data.manifest import build_index
-
     spec = get_dataset_spec(name)
     examples, label_names = build_index(spec, data_dir, split)
     mean, std = compute_stats(examples, spec, max_examples=max_examples, label_names=label_names)

@@ -1,36 +1,11 @@
 """Atomic, resumable checkpoints of a run: model, optimizer and run state."""
 
-import json
 import os
-import pathlib
 import shutil
 
 import numpy as np
 
-STATE_FILE = "state.json"
-
-
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path, data):
-    """Writes JSON to `path` so that a reader sees the old or the new file, never half."""
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+from kc2f.training.run_directory import RunDirectory, fsync_directory
 
 
 def _save_arrays(path, variables):
@@ -61,7 +36,7 @@ def _load_arrays(path, variables, what):
 
 
 class CheckpointStore:
-    """Keeps a run's checkpoints under `run_dir/checkpoints` and its `state.json`.
+    """Keeps a run's checkpoints (`RunDirectory.checkpoints`) and its committed state.
 
     A checkpoint is written into a temporary directory, flushed, and renamed into
     place; only then does `state.json` (replaced atomically) point to it. A kill
@@ -70,23 +45,16 @@ class CheckpointStore:
     checkpoints other than the latest and the best are removed afterwards.
 
     Args:
-        run_dir: the run directory.
-        fault_hook: test hook called between the files of a write (`None` in
-            normal use); the resume tests kill the process there.
+        run: the `RunDirectory` (or its path).
     """
 
-    def __init__(self, run_dir, fault_hook=None):
-        self.run_dir = pathlib.Path(run_dir)
-        self.directory = self.run_dir / "checkpoints"
-        self.fault_hook = fault_hook
+    def __init__(self, run):
+        self.run = run if isinstance(run, RunDirectory) else RunDirectory(run)
+        self.directory = self.run.checkpoints
 
     def load_state(self):
         """The last committed run state, or `None` for a new run."""
-        path = self.run_dir / STATE_FILE
-        if not path.exists():
-            return None
-        with open(path) as handle:
-            return json.load(handle)
+        return self.run.read_state()
 
     def save(self, name, model, optimizer, state, keep=()):
         """Writes checkpoint `name` (model + optimizer variables) and commits `state`."""
@@ -96,16 +64,14 @@ class CheckpointStore:
             shutil.rmtree(tmp)
         tmp.mkdir()
         _save_arrays(tmp / "model.npz", model.variables)
-        if self.fault_hook:
-            self.fault_hook("checkpoint")
         _save_arrays(tmp / "optimizer.npz", optimizer.variables if optimizer is not None else [])
-        _fsync_dir(tmp)
+        fsync_directory(tmp)
         final = self.directory / name
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)
-        _fsync_dir(self.directory)
-        write_json_atomic(self.run_dir / STATE_FILE, {**state, "checkpoint": name})
+        fsync_directory(self.directory)
+        self.run.write_state({**state, "checkpoint": name})
         self._prune(keep=set(keep) | {name})
 
     def restore_model(self, name, model):

@@ -131,6 +131,7 @@ class Distribution:
             )
 
     def _init_jax(self, num_processes):
+        # Each backend's engine is imported only under that backend (jax may not be installed).
         import jax
 
         if num_processes > 1 and not _JAX_JOINED:
@@ -151,6 +152,7 @@ class Distribution:
         self.engine = "keras.distribution.DataParallel"
 
     def _init_tensorflow(self, cluster):
+        # Under KERAS_BACKEND=tensorflow only; a JAX install may lack TensorFlow.
         import tensorflow as tf
 
         if cluster and cluster[2] > 1:

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from kc2f.training.metrics import compute_metrics
+from kc2f.training.run_state import EpochResult
 
 
 def predict_scores(model, dataset, multilabel):
@@ -37,18 +38,19 @@ def predict_scores(model, dataset, multilabel):
 
 
 class EpochEvaluator(keras.callbacks.Callback):
-    """Times each training epoch and adds exact validation metrics to its logs.
+    """Times each training epoch and computes exact validation metrics into `state.result`.
 
     Metrics are computed over the whole validation set at once (exact mAP, not
     a per-batch approximation), after the epoch's training part is timed, so
-    `train_seconds` excludes evaluation. Adds to the epoch logs:
-    `train_seconds`, `eval_seconds`, `val_metric` (the dataset's metric) and
-    `val_<name>` for every metric of `compute_metrics`.
+    the training time excludes evaluation. The callbacks after it
+    (`PhaseSwitch`, `EpochRecorder`) read the `EpochResult` it leaves in
+    `state.result`.
 
     Args:
         dataset_fn: zero-argument function returning the validation dataset.
         multilabel: whether labels are multi-hot.
         metric: name of the headline metric (`"accuracy"` or `"mAP"`).
+        state: the run's `RunState`.
 
     Attributes:
         eval_model: `None`, or a single-device model of the same architecture
@@ -59,11 +61,12 @@ class EpochEvaluator(keras.callbacks.Callback):
             its own, in the same order, without the replicas' collectives.
     """
 
-    def __init__(self, dataset_fn, multilabel, metric):
+    def __init__(self, dataset_fn, multilabel, metric, state):
         super().__init__()
         self.dataset_fn = dataset_fn
         self.multilabel = multilabel
         self.metric = metric
+        self.state = state
         self.eval_model = None
         self._start = None
 
@@ -71,9 +74,7 @@ class EpochEvaluator(keras.callbacks.Callback):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        logs["train_seconds"] = time.perf_counter() - self._start
+        train_seconds = time.perf_counter() - self._start
         start = time.perf_counter()
         model = self.model
         if self.eval_model is not None:
@@ -81,8 +82,10 @@ class EpochEvaluator(keras.callbacks.Callback):
                 target.assign(source.numpy())
             model = self.eval_model
         scores, labels = predict_scores(model, self.dataset_fn(), self.multilabel)
-        values = compute_metrics(scores, labels, self.multilabel)
-        for name, value in values.items():
-            logs[f"val_{name}"] = float(value)
-        logs["val_metric"] = float(values[self.metric])
-        logs["eval_seconds"] = time.perf_counter() - start
+        values = {name: float(value) for name, value in compute_metrics(scores, labels, self.multilabel).items()}
+        self.state.result = EpochResult(
+            train_seconds=train_seconds,
+            eval_seconds=time.perf_counter() - start,
+            metric=values[self.metric],
+            metrics=values,
+        )

@@ -1,39 +1,20 @@
 """Evaluating a trained run, at its own or at other compression factors."""
 
-import json
-import pathlib
 import time
 
 import keras
 
-from kc2f.models import AudioSpectrogramTransformer
+from kc2f.data import manifest, pipeline, registry
+from kc2f.families import family_of
 from kc2f.training.epoch_evaluator import predict_scores
 from kc2f.training.metrics import compute_metrics
-from kc2f.weights import transfer_weights
+from kc2f.training.preparation import subset_examples
+from kc2f.training.run_directory import RunDirectory
 
 
 def load_run_model(run_dir):
     """The trained model of a run directory (`model.keras`)."""
-    path = pathlib.Path(run_dir) / "model.keras"
-    if not path.exists():
-        raise ValueError(f"{run_dir} has no trained model ({path} is missing): has the run finished?")
-    return keras.saving.load_model(path, compile=False)
-
-
-def at_factor(model, factor):
-    """`model` rebuilt at compression `factor`, weights transferred (positions interpolated).
-
-    Flexible-resolution inference: a model trained at full resolution runs on
-    C-times compressed input with its position embedding interpolated to the
-    coarser grid, trading accuracy for speed.
-    """
-    if factor == model.factor:
-        return model
-    config = model.get_config()
-    config.update(factor=factor, name=f"{model.name}_c{factor}")
-    resized = AudioSpectrogramTransformer.from_config(config)
-    transfer_weights(model, resized)
-    return resized
+    return keras.saving.load_model(RunDirectory(run_dir).require_model(), compile=False)
 
 
 def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=None):
@@ -51,25 +32,22 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
         list of dicts: factor, tokens, metric_name, metric, metrics, seconds,
         clips_per_second, clips.
     """
-    from kc2f.data import manifest, pipeline, registry
-
-    run_dir = pathlib.Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
+    run = RunDirectory(run_dir)
+    config = run.read_config()
     spec = registry.get_dataset_spec(config["dataset"])
-    labels = json.loads((run_dir / "labels.json").read_text())
+    labels = run.read_labels()
     split = split or config["eval_split"]
     examples, _ = manifest.build_index(spec, data_dir or config["data_dir"], split)
     if split == config["eval_split"] and config.get("max_eval_examples"):
         # The same clips the run was validated on.
-        from kc2f.training.trainer import subset_examples
-
         examples = subset_examples(examples, config["max_eval_examples"], config["seed"])
     # Unreadable clips are left out of the metric (and counted in "skipped").
     report = pipeline.validate_audio(examples, spec)
     model = load_run_model(run_dir)
+    family = family_of(model)
     rows = []
     for factor in factors or [model.factor]:
-        candidate = at_factor(model, factor)
+        candidate = family.at_factor(model, factor)
         dataset = pipeline.make_dataset(
             examples, labels, spec, batch_size=batch_size or config["batch_size"], training=False,
             on_bad_audio="skip", audio_report=report,
@@ -81,7 +59,7 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
         metrics = compute_metrics(scores, targets, spec.multilabel)
         rows.append({
             "factor": factor,
-            "tokens": candidate.num_patch_tokens,
+            "tokens": family.tokens(candidate),
             "metric_name": spec.metric,
             "metric": float(metrics[spec.metric]),
             "metrics": {k: float(v) for k, v in metrics.items()},

@@ -2,7 +2,7 @@
 
 import time
 
-from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 
@@ -41,8 +41,6 @@ class ScalarWriter:
         """Writes a text note (e.g. a phase switch) as a tensor summary TensorBoard shows."""
         if self._writer is None:
             return
-        from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
-
         tensor = tensor_pb2.TensorProto(
             dtype=types_pb2.DT_STRING,
             string_val=[text.encode("utf-8")],

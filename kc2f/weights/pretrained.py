@@ -54,8 +54,10 @@ import math
 import pathlib
 import re
 
+import keras
 import numpy as np
 
+import kc2f.models  # noqa: F401  (registers the kc2f classes, so kc2f .keras files load)
 from kc2f.weights.checkpoint_readers import read_checkpoint
 from kc2f.weights.resample import (
     resample_position_embedding,
@@ -535,10 +537,6 @@ def load_checkpoint(path):
             )
         path = path / "model.keras"
     if path.suffix.lower() == ".keras":
-        import keras
-
-        import kc2f.models  # noqa: F401  Registers the serializable classes for loading.
-
         if not path.is_file():
             raise FileNotFoundError(f"No .keras file at {path}.")
         return convert_kc2f_model(keras.saving.load_model(path, compile=False), source=path)

@@ -70,9 +70,9 @@ def test_stats_command_writes_a_config(tmp_path):
                                        "--write", str(target)])
     assert result.exit_code == 0, result.output
     assert "mean=" in result.output and "std=" in result.output
-    from kc2f import config
+    from kc2f.training.run_config import load_file
 
-    loaded = config.load_file(target)
+    loaded = load_file(target)
     assert loaded["dataset"] == "folder" and loaded["std"] > 0
     bad = CliRunner().invoke(main, ["stats", "--dataset", "fsdd", "--data-dir", str(tmp_path / "missing")])
     assert bad.exit_code != 0 and "missing" in bad.output

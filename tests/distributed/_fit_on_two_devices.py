@@ -20,11 +20,11 @@ else:
 
 import keras  # noqa: E402
 
-from kc2f import config as config_lib  # noqa: E402
+from kc2f.training.run_config import RunConfig  # noqa: E402
 from kc2f.training.trainer import fit  # noqa: E402
 
 out_dir, sets = sys.argv[1], sys.argv[2:]
 print("devices:", len(keras.distribution.list_devices("cpu")))
 for name, mode in (("single", "none"), ("parallel", "data-parallel")):
-    config = config_lib.build(None, sets, distribute=mode)
+    config = RunConfig.from_sources(None, sets, distribute=mode)
     fit(config, run_dir=os.path.join(out_dir, name), verbose=0)

@@ -67,7 +67,7 @@ def _start_job(run_dir, logs, fault_worker=None, fault=None):
             env["KC2F_FAULT"] = fault
         log = open(logs / f"worker{index}-{len(list(logs.iterdir()))}.log", "w")
         workers.append(subprocess.Popen(
-            [sys.executable, "-m", "kc2f.cli", *ARGS, "--distribute", "data-parallel", "--run-dir", str(run_dir)],
+            [sys.executable, str(REPO / "tests" / "fault_injection.py"), *ARGS, "--distribute", "data-parallel", "--run-dir", str(run_dir)],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
         ))
         workers[-1].log_path = log.name

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kc2f.models import AudioSpectrogramTransformer
+from kc2f.training import checkpoint_store
 from kc2f.training.checkpoint_store import CheckpointStore
 
 SMALL = dict(num_classes=3, hidden_dim=8, depth=1, num_heads=1, target_frames=32, num_mel_bins=16,
@@ -42,15 +43,21 @@ def test_save_and_restore_model_and_optimizer(tmp_path):
         np.testing.assert_array_equal(np.asarray(a.numpy()), np.asarray(b.numpy()))
 
 
-def test_kill_during_write_keeps_previous_state(tmp_path):
+def test_kill_during_write_keeps_previous_state(tmp_path, monkeypatch):
     model = _trained()
     CheckpointStore(tmp_path).save("epoch-0001", model, model.optimizer, {"history": [1]})
+    save_arrays, written = checkpoint_store._save_arrays, []
 
-    def die(where):
-        raise Killed(where)
+    def die_after_the_model_file(path, variables):
+        if written:
+            raise Killed(path)
+        written.append(path)
+        save_arrays(path, variables)
 
+    monkeypatch.setattr(checkpoint_store, "_save_arrays", die_after_the_model_file)
     with pytest.raises(Killed):
-        CheckpointStore(tmp_path, fault_hook=die).save("epoch-0002", model, model.optimizer, {"history": [1, 2]})
+        CheckpointStore(tmp_path).save("epoch-0002", model, model.optimizer, {"history": [1, 2]})
+    monkeypatch.setattr(checkpoint_store, "_save_arrays", save_arrays)
     store = CheckpointStore(tmp_path)
     state = store.load_state()
     assert state == {"history": [1], "checkpoint": "epoch-0001"}

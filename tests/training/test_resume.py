@@ -26,7 +26,7 @@ def _fit(run_dir, fault=None):
     if fault:
         env["KC2F_FAULT"] = fault
     return subprocess.run(
-        [sys.executable, "-m", "kc2f.cli", *COMMON, "--run-dir", str(run_dir)],
+        [sys.executable, str(REPO / "tests" / "fault_injection.py"), *COMMON, "--run-dir", str(run_dir)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )
 

@@ -6,10 +6,10 @@ import pathlib
 import pytest
 from click.testing import CliRunner
 
-from kc2f import config as config_lib
 from kc2f.commands.sweep import sweep as sweep_command
-from kc2f.training import sweep as sweep_lib
-from kc2f.training import trainer
+from kc2f.experiments import sweep as sweep_lib
+from kc2f.training.run_config import RunConfig
+from kc2f.training.run_error import RunError
 
 
 def _history(factors, epochs=4, speed=1.0):
@@ -37,18 +37,18 @@ class FakeFit:
 
     def __call__(self, config, run_dir=None, verbose=1, log=print):
         run_dir = pathlib.Path(run_dir)
-        self.calls.append((run_dir.name, dict(config)))
+        self.calls.append((run_dir.name, config.to_dict()))
         if (run_dir / "summary.json").exists():
             saved = json.loads((run_dir / "config.json").read_text())
-            if saved != config:
-                raise trainer.RunError(f"{run_dir} holds a run with another configuration")
+            if saved != config.to_dict():
+                raise RunError(f"{run_dir} holds a run with another configuration")
             return json.loads((run_dir / "summary.json").read_text())
         self.trained.append(run_dir.name)
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(config))
-        history = _history(list(config["factors"]))
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
+        history = _history(list(config.factors))
         (run_dir / "history.json").write_text(json.dumps(history))
-        summary = {"metric": "acc", "factors": config["factors"], "method": config["method"],
+        summary = {"metric": "acc", "factors": list(config.factors), "method": config.method,
                    "best_metric": max(r["val_metric"] for r in history)}
         (run_dir / "summary.json").write_text(json.dumps(summary))
         return summary
@@ -57,12 +57,12 @@ class FakeFit:
 @pytest.fixture
 def fake_fit(monkeypatch):
     fake = FakeFit()
-    monkeypatch.setattr(trainer, "fit", fake)
+    monkeypatch.setattr(sweep_lib, "fit", fake)
     return fake
 
 
 def test_sweep_names_runs_reuses_them_and_writes_tables(tmp_path, fake_fit):
-    base = config_lib.build(None, ["seed=3", "epochs=4"], dataset="synthetic")
+    base = RunConfig.from_sources(None, ["seed=3", "epochs=4"], dataset="synthetic")
     out = tmp_path / "sweep"
     result = sweep_lib.run_sweep(base, out, ["maxpool", "patch-pi"], "2,1;4,1", log=lambda line: None)
 
@@ -98,10 +98,10 @@ def test_sweep_names_runs_reuses_them_and_writes_tables(tmp_path, fake_fit):
 
 
 def test_plan_three_phase_and_phase_epochs():
-    base = config_lib.build(None, ["phase_epochs=1,3"])
+    base = RunConfig.from_sources(None, ["phase_epochs=1,3"])
     runs = sweep_lib.plan(base, ["fshift"], [[2, 1], [4, 2, 1]])
     assert [name for name, _ in runs] == ["baseline", "fshift-2-1", "fshift-4-2-1"]
-    configs = dict(runs)
+    configs = {name: config.to_dict() for name, config in runs}
     assert configs["baseline"]["phase_epochs"] is None and configs["baseline"]["epochs"] == 4
     assert configs["fshift-2-1"]["phase_epochs"] == [1, 3]
     assert configs["fshift-4-2-1"]["phase_epochs"] is None and configs["fshift-4-2-1"]["epochs"] == 4
@@ -111,7 +111,7 @@ def test_plan_three_phase_and_phase_epochs():
                                             ("maxpool", "1,2"), ("maxpool", "")])
 def test_bad_methods_or_factor_lists_fail_before_training(tmp_path, fake_fit, methods, lists):
     with pytest.raises(ValueError):
-        sweep_lib.run_sweep(config_lib.build(), tmp_path / "s", methods, lists, log=lambda line: None)
+        sweep_lib.run_sweep(RunConfig.from_sources(), tmp_path / "s", methods, lists, log=lambda line: None)
     assert fake_fit.calls == []
 
 
@@ -136,7 +136,7 @@ def test_sweep_command_reports_a_mismatched_run(tmp_path, fake_fit):
 
 @pytest.mark.slow  # ~100 s on 2 shared CPU cores (two tiny trainings, model saves, plots)
 def test_tiny_real_sweep_on_synthetic(tmp_path):
-    base = config_lib.build(None, [
+    base = RunConfig.from_sources(None, [
         "hidden_dim=16", "depth=1", "num_heads=1", "max_train_examples=16", "max_eval_examples=8",
         "batch_size=8", "phase_epochs=1,1", "precision=float32",
     ], dataset="synthetic", data_dir=str(tmp_path / "data"))

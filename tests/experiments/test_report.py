@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kc2f.training.report import build_report, format_csv, format_text
+from kc2f.experiments.report import build_report, format_csv, format_text
 
 
 def _write_run(path, config, rows):

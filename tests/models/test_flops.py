@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kc2f.models.audio_spectrogram_transformer import AudioSpectrogramTransformer
-from kc2f.training.flops import (
+from kc2f.models.flops import (
     FlopsBreakdown,
     forward_flops,
     phase_flops_ratio,

@@ -8,17 +8,15 @@ no global backend switch), reading only each run's `history.json` (and
 import collections
 import pathlib
 
-import matplotlib  # noqa: F401  (ImportError here: `pip install matplotlib`)
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from kc2f.training.report import load_run, run_name
+from kc2f.experiments.report import load_run, run_name
 
 PLOTS = ("metric_vs_flops.png", "metric_vs_time.png", "step_time_per_phase.png")
 
 
 def _figure(width=7.0, height=4.5):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     figure = Figure(figsize=(width, height), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
     return figure

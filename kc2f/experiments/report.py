@@ -2,24 +2,17 @@
 
 import csv
 import io
-import json
-import pathlib
+
+from kc2f.training.run_directory import RunDirectory
 
 
 def load_run(run_dir):
-    """Reads a run's `history.json` and `config.json` into a dict."""
-    run_dir = pathlib.Path(run_dir)
-    history_path = run_dir / "history.json"
-    if not history_path.exists():
-        raise ValueError(f"{run_dir} is not a kc2f run directory with a finished epoch (no history.json).")
-    history = json.loads(history_path.read_text())
-    if not history:
-        raise ValueError(f"{history_path} holds no epoch.")
-    config_path = run_dir / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.exists() else {}
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return {"run_dir": str(run_dir), "history": history, "config": config, "summary": summary}
+    """Reads a run's history, config and summary (empty while unfinished) into a dict."""
+    run = RunDirectory(run_dir)
+    history = run.read_history()
+    config = run.read_config() if run.has(run.CONFIG) else {}
+    summary = run.read_summary() or {}
+    return {"run_dir": str(run), "history": history, "config": config, "summary": summary}
 
 
 def run_name(run):

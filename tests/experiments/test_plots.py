@@ -11,7 +11,7 @@ pytest.importorskip("matplotlib")
 import matplotlib.image  # noqa: E402
 
 from kc2f.commands.plot import plot as plot_command  # noqa: E402
-from kc2f.plots import PLOTS, make_plots  # noqa: E402
+from kc2f.experiments.plots import PLOTS, make_plots  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -12,17 +12,19 @@ Layout of `out_dir` (other tools rely on these names):
     <method>-<factors>/         e.g. maxpool-2-1, fshift-4-1, patch-pi-4-2-1
     tables.md                   both tables, Markdown (metric in percent)
     table2.csv, table3.csv      the rows, for machines
-    tables.json                 `kc2f.training.report.build_report`'s dict
+    tables.json                 `kc2f.experiments.report.build_report`'s dict
     metric_vs_flops.png, metric_vs_time.png, step_time_per_phase.png
 """
 
 import json
 import pathlib
 
-from kc2f import config as config_lib
-from kc2f.training import report as report_lib
+from kc2f.experiments import report as report_lib
+from kc2f.experiments.plots import make_plots
+from kc2f.families import get_family
+from kc2f.training.run_config import parse_ints
+from kc2f.training.trainer import fit
 
-ALL_METHODS = config_lib.CHOICES["method"]
 DEFAULT_METHODS = ("maxpool", "fshift", "avgpool", "patch-bl", "patch-pi")
 DEFAULT_FACTOR_LISTS = ((2, 1), (4, 1))
 THREE_PHASE = (4, 2, 1)
@@ -37,15 +39,16 @@ def run_name(method, factors):
     return f"{method}-{'-'.join(str(f) for f in factors)}"
 
 
-def parse_methods(text):
-    """`"maxpool,fshift"` (or a list) -> `["maxpool", "fshift"]`, checked against the known methods."""
+def parse_methods(text, model="ast"):
+    """`"maxpool,fshift"` (or a list) -> `["maxpool", "fshift"]`, checked against the model's methods."""
+    known = get_family(model).methods
     items = text if isinstance(text, (list, tuple)) else str(text).split(",")
     methods = [m.strip() for m in items if str(m).strip()]
     if not methods:
-        raise ValueError(f"methods must name at least one of {', '.join(ALL_METHODS)}. Received: {text!r}")
+        raise ValueError(f"methods must name at least one of {', '.join(known)}. Received: {text!r}")
     for method in methods:
-        if method not in ALL_METHODS:
-            raise ValueError(f"Unknown method {method!r}; choose from {', '.join(ALL_METHODS)}.")
+        if method not in known:
+            raise ValueError(f"Unknown method {method!r}; choose from {', '.join(known)}.")
     return list(dict.fromkeys(methods))
 
 
@@ -54,12 +57,9 @@ def parse_factor_lists(text):
     items = text if isinstance(text, (list, tuple)) else str(text).split(";")
     lists = []
     for item in items:
-        if isinstance(item, str):
-            if not item.strip():
-                continue
-            factors = config_lib.parse_value("factors", item.strip())
-        else:
-            factors = config_lib.merge({}, {"factors": list(item)})["factors"]
+        if isinstance(item, str) and not item.strip():
+            continue
+        factors = list(parse_ints(item, "factors"))
         if len(factors) < 2 or factors[-1] != 1 or any(a <= b for a, b in zip(factors, factors[1:])):
             raise ValueError(
                 "Each factor list must be strictly descending, end in 1 and have at least two "
@@ -81,24 +81,24 @@ def plan(base_config, methods, factor_lists):
     runs (the baseline included) get its sum as `epochs` and split it by
     `initial_fraction`, so every run has the same epoch budget.
     """
-    base = config_lib.merge(config_lib.defaults(), base_config, source="sweep config")
-    phase_epochs = base["phase_epochs"]
+    base = base_config
+    phase_epochs = base.phase_epochs
     if phase_epochs is not None:
         total = sum(phase_epochs)
-        if base["epochs"] is not None and base["epochs"] != total:
-            raise ValueError(f"phase_epochs {phase_epochs} must add up to epochs {base['epochs']}.")
-        base["epochs"] = total
+        if base.epochs is not None and base.epochs != total:
+            raise ValueError(f"phase_epochs {list(phase_epochs)} must add up to epochs {base.epochs}.")
+        base = base.replace(epochs=total)
     runs = []
 
     def add(method, factors):
-        config = dict(base, factors=list(factors))
+        config = base.replace(factors=tuple(factors))
         if method is not None:
-            config["method"] = method
+            config = config.replace(method=method)
         if phase_epochs is not None and len(phase_epochs) != len(factors):
-            config["phase_epochs"] = None
-        if list(factors) == [1] and config["baseline"] is not None:
+            config = config.replace(phase_epochs=None)
+        if list(factors) == [1] and config.baseline is not None:
             raise ValueError("A sweep trains its own baseline; remove the 'baseline' option.")
-        runs.append((run_name(config["method"], factors), config))
+        runs.append((run_name(config.method, factors), config))
 
     # The baseline keeps the base config's method: only C=1 is trained, and the
     # config stays the same whatever --methods a later call names (so it is reused).
@@ -120,7 +120,7 @@ def run_sweep(base_config, out_dir, methods=DEFAULT_METHODS, factor_lists=DEFAUL
     (`RunError`) rather than silently mixed into the tables.
 
     Args:
-        base_config: options (`kc2f.config.build`); `method`/`factors` are overridden.
+        base_config: the shared `RunConfig`; `method`/`factors` are overridden.
         out_dir: sweep directory (created).
         methods: compression methods (names or a comma-separated string).
         factor_lists: e.g. `[[2, 1], [4, 1]]` or `"2,1;4,1"`.
@@ -132,9 +132,7 @@ def run_sweep(base_config, out_dir, methods=DEFAULT_METHODS, factor_lists=DEFAUL
         dict: out_dir, baseline (run dir), runs (name, run_dir, method, factors,
         summary), report (`build_report`'s dict), files (written paths).
     """
-    from kc2f.training import trainer
-
-    methods = parse_methods(methods)
+    methods = parse_methods(methods, base_config.model)
     factor_lists = parse_factor_lists(factor_lists)
     out_dir = pathlib.Path(out_dir)
     runs = plan(base_config, methods, factor_lists)  # every config checked before training
@@ -143,23 +141,18 @@ def run_sweep(base_config, out_dir, methods=DEFAULT_METHODS, factor_lists=DEFAUL
     results = []
     for index, (name, config) in enumerate(runs, 1):
         run_dir = out_dir / name
-        log(f"[sweep {index}/{len(runs)}] {name}: method {config['method']}, "
-            f"factors {','.join(map(str, config['factors']))} -> {run_dir}")
-        summary = trainer.fit(config, run_dir=run_dir, verbose=verbose, log=log)
-        results.append({"name": name, "run_dir": str(run_dir), "method": config["method"],
-                        "factors": list(config["factors"]), "summary": summary})
+        log(f"[sweep {index}/{len(runs)}] {name}: method {config.method}, "
+            f"factors {','.join(map(str, config.factors))} -> {run_dir}")
+        summary = fit(config, run_dir=run_dir, verbose=verbose, log=log)
+        results.append({"name": name, "run_dir": str(run_dir), "method": config.method,
+                        "factors": list(config.factors), "summary": summary})
 
     baseline_dir = out_dir / BASELINE
     others = [r["run_dir"] for r in results if r["name"] != BASELINE]
     tables = report_lib.build_report(others, baseline_dir)
     files = write_tables(tables, out_dir)
     if plots:
-        try:
-            from kc2f.plots import make_plots
-        except ImportError as error:  # matplotlib is optional for training
-            log(f"Skipping plots ({error}); install matplotlib to get them.")
-        else:
-            files += make_plots([baseline_dir, *others], out_dir, baseline_dir=baseline_dir)
+        files += make_plots([baseline_dir, *others], out_dir, baseline_dir=baseline_dir)
     log(report_lib.format_text(tables, tables["metric"]))
     log("Wrote " + ", ".join(str(pathlib.Path(f).name) for f in files) + f" to {out_dir}")
     return {"out_dir": str(out_dir), "baseline": str(baseline_dir), "runs": results,

@@ -1,0 +1,18 @@
+"""Model families: the seam through which kc2f trains any audio model coarse-to-fine.
+
+The trainer, the benchmark, evaluation at another factor, export, inference and
+the checkpoint converter never name a model class; they go through the run's
+family (`get_family(config.model)`) or a loaded model's (`family_of(model)`).
+`ast` is registered here; `register_family` adds a user's own.
+
+This package sits above `kc2f.models` and `kc2f.weights` because a family
+needs both: the Keras model it builds and the weight transfer and pretrained
+conversion that go with it.
+"""
+
+from kc2f.families.ast_family import AstFamily
+from kc2f.families.model_family import ModelFamily, family_names, family_of, get_family, register_family
+
+register_family(AstFamily())
+
+__all__ = ["AstFamily", "ModelFamily", "family_names", "family_of", "get_family", "register_family"]

@@ -1,0 +1,54 @@
+"""The AST as a model family: how kc2f builds, resizes and counts the AST."""
+
+from kc2f.families.model_family import ModelFamily
+from kc2f.models import METHODS, PRESETS, AudioSpectrogramTransformer
+from kc2f.models.flops import training_flops_per_sample
+from kc2f.weights import initialize_from, transfer_weights
+
+
+class AstFamily(ModelFamily):
+    """`--model ast`: the Audio Spectrogram Transformer with the paper's five front-ends.
+
+    *From Coarse to Fine* (https://arxiv.org/abs/2401.08415): the phase switch
+    copies every weight and resizes the two that depend on the token grid, the
+    position embedding (interpolated) and, for the patch methods, the patch
+    kernel (bilinear or PI resize); see `kc2f.weights.transfer_weights`.
+    """
+
+    name = "ast"
+    methods = METHODS
+    presets = PRESETS
+    model_classes = (AudioSpectrogramTransformer,)
+
+    def build(self, config, spec, num_classes, factor):
+        kwargs = dict(
+            num_classes=num_classes,
+            method=config.method,
+            factor=factor,
+            sample_rate=spec.sample_rate,
+            target_frames=spec.target_frames,
+            num_mel_bins=spec.num_mel_bins,
+            fbank_mean=config.mean,
+            fbank_std=config.std,
+            patch_size=tuple(config.patch_size),
+            mlp_ratio=config.mlp_ratio,
+            dropout_rate=config.dropout_rate,
+            freqm=config.freqm,
+            timem=config.timem,
+            seed=config.seed,
+            name=f"ast_c{factor}",
+        )
+        if config.preset:
+            return AudioSpectrogramTransformer.from_preset(config.preset, **kwargs)
+        return AudioSpectrogramTransformer(
+            hidden_dim=config.hidden_dim, depth=config.depth, num_heads=config.num_heads, **kwargs
+        )
+
+    def transfer(self, source, target):
+        return transfer_weights(source, target)
+
+    def training_flops_per_sample(self, model):
+        return training_flops_per_sample(model)
+
+    def initialize(self, model, path):
+        return initialize_from(model, path)

@@ -1,0 +1,152 @@
+"""The model-family seam: what the trainer needs from a kind of model, and the registry.
+
+kc2f trains any Keras audio classifier coarse-to-fine through a `ModelFamily`.
+The trainer, the benchmark, evaluation at another factor, export and the
+checkpoint converter never name a model class: they ask the family of the run
+(`get_family(config.model)`) or of a loaded model (`family_of(model)`).
+
+A family says how to build the model of one phase from the run's options, which
+compression methods it implements, how to carry a trained model's weights into
+the next phase's model (resizing whatever depends on the token grid), and how
+many FLOPs one training sample costs. Registering a family is all it takes to
+train a new model with `kc2f fit --model NAME`:
+
+    class TinyFamily(kc2f.families.ModelFamily):
+        name = "tiny-cnn"
+        methods = ("maxpool",)
+
+        def build(self, config, spec, num_classes, factor):
+            return TinyCnn(num_classes, factor=factor, sample_rate=spec.sample_rate)
+
+        def transfer(self, source, target):
+            return kc2f.weights.transfer_weights(source, target)
+
+        def training_flops_per_sample(self, model):
+            return 3.0 * model.forward_flops()
+
+    kc2f.families.register_family(TinyFamily())
+"""
+
+import keras
+
+
+class ModelFamily:
+    """A kind of model that kc2f can train coarse-to-fine (subclass it).
+
+    Models of a family must be Keras models with a `factor` attribute (the
+    phase's temporal compression) and `get_config`/`from_config` whose config
+    has a `factor` entry, so that the same model can be rebuilt at another
+    factor.
+
+    Attributes:
+        name: the `--model` name.
+        methods: the compression methods the family implements (the first is
+            the default).
+        presets: size presets, `{name: {constructor argument: value}}`.
+        model_classes: the Keras classes of the family's models
+            (`family_of` finds the family of a loaded model by its class).
+    """
+
+    name = None
+    methods = ()
+    presets = {}
+    model_classes = ()
+
+    def build(self, config, spec, num_classes, factor):
+        """The model of one phase.
+
+        Args:
+            config: the run's `kc2f.training.RunConfig` (its model options).
+            spec: the dataset's `kc2f.data.DatasetSpec` (sample rate, clip
+                frames, mel bins).
+            num_classes: output classes.
+            factor: the phase's compression factor C.
+
+        Returns:
+            A built Keras model, logits `(batch, num_classes)` out.
+        """
+        raise NotImplementedError(f"{type(self).__name__}.build")
+
+    def transfer(self, source, target):
+        """Copies `source`'s weights into `target` (another factor), resizing grid-shaped ones.
+
+        Returns:
+            A report whose `str()` names every weight and what was done to it,
+            and whose `paths("resized")` lists the resized ones.
+        """
+        raise NotImplementedError(f"{type(self).__name__}.transfer")
+
+    def training_flops_per_sample(self, model):
+        """FLOPs of one training sample (forward + backward) of `model`."""
+        raise NotImplementedError(f"{type(self).__name__}.training_flops_per_sample")
+
+    def initialize(self, model, path):
+        """Loads pretrained weights from the local file or run directory `path` into `model`.
+
+        Returns:
+            A report whose `str()` says what was loaded, resized or left out.
+        """
+        raise ValueError(f"Model '{self.name}' cannot be initialised from a checkpoint. Received: init={path}")
+
+    def tokens(self, model):
+        """Tokens the model's transformer sees per clip (logged per epoch; 0 if not a transformer)."""
+        return int(getattr(model, "num_patch_tokens", 0))
+
+    def at_factor(self, model, factor):
+        """`model` rebuilt at compression `factor`, its weights transferred.
+
+        Flexible-resolution inference: a model trained at full resolution runs
+        on C-times compressed input, trading accuracy for speed.
+        """
+        if factor == model.factor:
+            return model
+        config = model.get_config()
+        config.update(factor=factor, name=f"{model.name}_c{factor}")
+        resized = type(model).from_config(config)
+        self.transfer(model, resized)
+        return resized
+
+    def inference_copy(self, model):
+        """A fresh, uncompiled copy of `model` with its weights (no optimizer, no replicas)."""
+        clean = type(model).from_config(model.get_config())
+        for clean_weight, weight in zip(clean.weights, model.weights):
+            clean_weight.assign(keras.ops.convert_to_numpy(weight))
+        return clean
+
+
+_FAMILIES = {}
+
+
+def register_family(family):
+    """Registers `family` (a `ModelFamily` instance) under `family.name`; returns it."""
+    if not isinstance(family, ModelFamily):
+        raise ValueError(f"family must be a ModelFamily instance. Received: family={family!r}")
+    if not isinstance(family.name, str) or not family.name:
+        raise ValueError(f"A model family needs a non-empty name. Received: name={family.name!r}")
+    if not family.methods:
+        raise ValueError(f"Model family '{family.name}' lists no compression method. Received: methods=()")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def get_family(name):
+    """The registered family called `name`; ValueError listing the known ones."""
+    if name not in _FAMILIES:
+        raise ValueError(f"Unknown model '{name}'. Known models: {', '.join(sorted(_FAMILIES))}")
+    return _FAMILIES[name]
+
+
+def family_names():
+    """Names of the registered families, in registration order."""
+    return tuple(_FAMILIES)
+
+
+def family_of(model):
+    """The family whose `model_classes` include `model`'s class."""
+    for family in _FAMILIES.values():
+        if isinstance(model, tuple(family.model_classes)):
+            return family
+    raise ValueError(
+        f"No registered model family builds {type(model).__name__}. "
+        f"Known models: {', '.join(sorted(_FAMILIES))}"
+    )

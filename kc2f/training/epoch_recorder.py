@@ -1,0 +1,91 @@
+"""The `EpochRecorder` callback: history row, cost counters, TensorBoard and checkpoint."""
+
+import keras
+
+from kc2f.training.phase_optimizer import current_learning_rate
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Records every finished epoch and commits it so that a killed run resumes after it.
+
+    Per epoch: the history row (phase, factor, tokens, loss, validation
+    metrics, learning rate, training FLOPs from the model family's closed form
+    and wall time, both cumulative, as the paper's Table 2 needs), TensorBoard
+    scalars, a log line, then (chief process only) the checkpoint of model and
+    optimizer with the run state, and the history files.
+
+    Args:
+        schedule: the run's `PhaseSchedule`.
+        family: the run's `ModelFamily` (FLOPs and token counts).
+        metric: the dataset's headline metric name.
+        samples_per_epoch: training samples per epoch (global batch × steps).
+        state: the run's `RunState` (reads `result`, `overhead`; appends to
+            `history`, adds to `counters`).
+        run: the `RunDirectory`.
+        store: the run's `CheckpointStore`.
+        writer: the run's `ScalarWriter`.
+        extra_state: constant entries of `state.json` (bad-audio counts, target).
+        log: function taking one line of text.
+        chief: whether this process writes the run directory.
+    """
+
+    def __init__(self, *, schedule, family, metric, samples_per_epoch, state, run, store, writer,
+                 extra_state, log=print, chief=True):
+        super().__init__()
+        self.schedule, self.family, self.metric = schedule, family, metric
+        self.samples_per_epoch, self.state = samples_per_epoch, state
+        self.run, self.store, self.writer = run, store, writer
+        self.extra_state, self.log, self.chief = extra_state, log, chief
+
+    def on_epoch_end(self, epoch, logs=None):
+        model, state, result = self.model, self.state, self.state.result
+        phase = self.schedule.phase_of_epoch(epoch)
+        epoch_flops = self.family.training_flops_per_sample(model) * self.samples_per_epoch
+        train_seconds = result.train_seconds + state.overhead
+        state.overhead = 0.0
+        state.counters["flops"] += epoch_flops
+        state.counters["seconds"] += train_seconds
+        row = {
+            "epoch": epoch + 1,
+            "phase": phase + 1,
+            "factor": model.factor,
+            "tokens": self.family.tokens(model),
+            "loss": float(logs["loss"]),
+            "val_metric": result.metric,
+            "lr": current_learning_rate(model.optimizer),
+            "samples": self.samples_per_epoch,
+            "train_seconds": train_seconds,
+            "eval_seconds": result.eval_seconds,
+            "epoch_flops": epoch_flops,
+            "cumulative_flops": state.counters["flops"],
+            "cumulative_seconds": state.counters["seconds"],
+            **{f"val_{name}": value for name, value in result.metrics.items()},
+        }
+        state.history.append(row)
+        self.writer.scalars(epoch + 1, {
+            "loss": row["loss"], f"val/{self.metric}": row["val_metric"], "lr": row["lr"],
+            "phase": row["phase"], "factor": row["factor"], "tokens": row["tokens"],
+            "cumulative_train_flops": row["cumulative_flops"],
+            "cumulative_train_seconds": row["cumulative_seconds"],
+            **{f"val/{name}": value for name, value in result.metrics.items()},
+        })
+        self.writer.flush()
+        self.log(
+            f"epoch {epoch + 1}/{self.schedule.total_epochs} phase {phase + 1} C={model.factor}: "
+            f"loss {row['loss']:.4f} {self.metric} {row['val_metric']:.4f} ({train_seconds:.1f}s train, "
+            f"{state.counters['flops'] / 1e12:.3f} TFLOP so far)"
+        )
+        if not self.chief:
+            return
+        committed = {
+            **self.extra_state,
+            "history": state.history,
+            "counters": state.counters,
+            "finished": state.finished,
+            "stop_reason": state.stop_reason,
+            "best_epoch": max(state.history, key=lambda r: r["val_metric"])["epoch"],
+        }
+        # After a phase's last epoch the next phase compiles a fresh optimizer anyway.
+        optimizer = None if state.phase_ended else model.optimizer
+        self.store.save(f"epoch-{epoch + 1:04d}", model, optimizer, committed)
+        self.run.write_history(state.history)

@@ -1,0 +1,53 @@
+"""A fresh optimizer and learning-rate schedule for each phase, as the paper resets them."""
+
+import keras
+
+from kc2f.training.warmup_step_decay import WarmupStepDecay
+
+
+def compile_phase(model, config, multilabel, steps_per_epoch):
+    """Compiles `model` with a new Adam and a restarted warm-up + step-decay schedule.
+
+    *From Coarse to Fine* (https://arxiv.org/abs/2401.08415) resets the
+    optimizer state and the learning-rate schedule at every phase switch; the
+    recipe is AST's (docs/method.md#optimizer): Adam, betas (0.95, 0.999),
+    weight decay 5e-7, linear warm-up, then ×`decay_rate` every `decay_every`
+    epochs from `decay_start_epoch`.
+
+    Args:
+        model: the phase's model.
+        config: the run's `RunConfig`.
+        multilabel: binary cross-entropy on multi-hot labels if `True`,
+            categorical cross-entropy otherwise.
+        steps_per_epoch: optimizer steps per epoch.
+
+    Returns:
+        The optimizer.
+    """
+    schedule = WarmupStepDecay(
+        config.lr,
+        warmup_steps=config.warmup_steps,
+        steps_per_epoch=steps_per_epoch,
+        decay_start_epoch=config.decay_start_epoch,
+        decay_every=config.decay_every,
+        decay_rate=config.decay_rate,
+    )
+    optimizer = keras.optimizers.Adam(
+        learning_rate=schedule,
+        beta_1=config.beta_1,
+        beta_2=config.beta_2,
+        weight_decay=config.weight_decay or None,
+    )
+    if multilabel:
+        loss = keras.losses.BinaryCrossentropy(from_logits=True)
+    else:
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+    jit = {"auto": "auto", "on": True, "off": False}[config.jit]
+    model.compile(optimizer=optimizer, loss=loss, jit_compile=jit)
+    return optimizer
+
+
+def current_learning_rate(optimizer):
+    """The learning rate the optimizer's schedule gives at its current step."""
+    lr = optimizer.learning_rate
+    return float(keras.ops.convert_to_numpy(lr(optimizer.iterations) if callable(lr) else lr))

@@ -1,0 +1,157 @@
+"""Everything before the first training step: options resolved, resume checked, data ready.
+
+- `resolve`: fills the dataset recipe's values into the options left `None`.
+- `check_resume`: the committed state of a run directory, refusing other options.
+- `baseline_target`: the budget-mode target from a baseline run.
+- `prepare_data`: indexes both splits, checks every clip once (bad clips are
+  listed, then fatal or skipped) and computes the normalisation statistics.
+"""
+
+import dataclasses
+import os
+import pathlib
+import random
+
+from kc2f.data import manifest, pipeline, registry
+from kc2f.data.stats import compute_stats
+from kc2f.training.run_directory import RunDirectory
+from kc2f.training.run_error import RunError
+
+# Options that may differ when a run is resumed: how bad clips are reported, and
+# the device layout (the global batch, not the device count, defines the run).
+RESUME_FREE = ("on_bad_audio", "distribute")
+
+
+@dataclasses.dataclass
+class PreparedData:
+    """The clips a run trains and validates on, checked.
+
+    Attributes:
+        train, evaluation: `kc2f.data.Example` lists (bad clips still in them;
+            the reports' masks leave them out).
+        labels: class names, in output order.
+        reports: `{"train": AudioReport, "eval": AudioReport}`.
+        bad_audio: skipped clips per split and reason (empty with none).
+    """
+
+    train: list
+    evaluation: list
+    labels: list
+    reports: dict
+    bad_audio: dict
+
+    @property
+    def num_train(self):
+        return self.reports["train"].num_good
+
+    @property
+    def num_eval(self):
+        return self.reports["eval"].num_good
+
+
+def resolve(config):
+    """Fills the dataset recipe's values into `None` options; returns `(config, spec)`."""
+    try:
+        spec = registry.get_dataset_spec(config.dataset)
+    except ValueError as error:
+        raise RunError(str(error)) from None
+    changes = {
+        key: getattr(spec, key)
+        for key in ("epochs", "batch_size", "lr", "freqm", "timem", "mixup", "mean", "std")
+        if getattr(config, key) is None
+    }
+    if config.data_dir is not None:
+        # Absolute, so that resuming from another working directory is the same run.
+        changes["data_dir"] = os.path.abspath(os.path.expanduser(config.data_dir))
+    if config.phase_epochs is not None:
+        changes["epochs"] = sum(config.phase_epochs)
+    resolved = config.replace(**changes)
+    if (resolved.mean is None) != (resolved.std is None):
+        raise RunError("Give both 'mean' and 'std', or neither.")
+    if resolved.target is not None and resolved.baseline is not None:
+        raise RunError("Give either --target or --baseline, not both.")
+    return resolved, spec
+
+
+def default_run_dir(config):
+    """`runs/<dataset>-<method or baseline>-<factors>-s<seed>`."""
+    factors = "-".join(str(f) for f in config.factors)
+    method = "baseline" if tuple(config.factors) == (1,) else config.method
+    return pathlib.Path("runs") / f"{config.dataset}-{method}-{factors}-s{config.seed}"
+
+
+def check_resume(run, config, log=print):
+    """The committed state of `run`, `None` for a new run.
+
+    Raises `RunError` when the directory holds a run with other options.
+    """
+    state = run.read_state()
+    if state is None:
+        return None
+    # An option added to kc2f after the run started counts as its default.
+    saved = {**type(config)().to_dict(), **run.read_config()}
+    current = config.to_dict()
+    changed = {k: (saved.get(k), current.get(k)) for k in set(saved) | set(current)
+               if k not in RESUME_FREE and saved.get(k) != current.get(k)}
+    if changed:
+        lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
+        raise RunError(
+            f"Run directory {run} holds a run with another configuration ({lines}). "
+            "Resume it with the same options, or choose another --run-dir."
+        )
+    return state
+
+
+def baseline_target(config, spec, log=print):
+    """The metric that ends the final phase: `--target`, or the `--baseline` run's best."""
+    if config.baseline is None:
+        return config.target
+    try:
+        state = RunDirectory(config.baseline).read_state()
+    except ValueError as error:
+        raise RunError(f"--baseline {config.baseline}: {error}") from None
+    if not state or not state.get("history"):
+        raise RunError(f"Baseline run {config.baseline} has no completed epoch (no {config.baseline}/state.json).")
+    target = max(row["val_metric"] for row in state["history"])
+    log(f"Budget mode: stop the final phase at {spec.metric} >= {target:.4f} (baseline {config.baseline}).")
+    return target
+
+
+def subset_examples(examples, limit, seed):
+    """`limit` examples drawn with `seed` (all of them when `limit` is None), in index order."""
+    if limit is None or limit >= len(examples):
+        return list(examples)
+    # A seeded sample, not the first N: indexes are sorted by class or file name.
+    picked = sorted(random.Random(seed).sample(range(len(examples)), limit))
+    return [examples[i] for i in picked]
+
+
+def prepare_data(config, spec, log=print):
+    """Indexes and checks both splits; returns `(config with statistics, PreparedData)`."""
+    try:
+        train, labels = manifest.build_index(spec, config.data_dir, config.train_split)
+        evaluation, _ = manifest.build_index(spec, config.data_dir, config.eval_split)
+    except (ValueError, OSError) as error:
+        raise RunError(str(error)) from None
+    train = subset_examples(train, config.max_train_examples, config.seed)
+    evaluation = subset_examples(evaluation, config.max_eval_examples, config.seed)
+    reports, bad_audio = {}, {}
+    for name, examples in (("train", train), ("eval", evaluation)):
+        report = pipeline.validate_audio(examples, spec)
+        reports[name] = report
+        if report.bad:
+            if config.on_bad_audio == "error":
+                raise RunError(str(pipeline.BadAudioError(report)))
+            bad_audio[name] = dict(report.counts)
+            log(f"Skipping bad {name} clips: {report.summary()}")
+            for bad in report.bad:
+                log(f"  - {bad.source}: {bad.message}")
+    data = PreparedData(train, evaluation, labels, reports, bad_audio)
+    if not data.num_train or not data.num_eval:
+        raise RunError(f"No usable clips left: {data.num_train} training, {data.num_eval} evaluation.")
+    if config.mean is None:
+        good = [e for e, ok in zip(train, reports["train"].good_mask) if ok]
+        mean, std = compute_stats(good, spec)
+        config = config.replace(mean=float(mean), std=float(std))
+        log(f"Normalisation statistics of the training split: mean {mean:.4f}, std {std:.4f}")
+    return config, data

@@ -1,0 +1,244 @@
+"""The typed run configuration: every option's name, type, default, help and choices.
+
+`RunConfig` is the one place that knows the options of a run. YAML files
+(`--config`), `--set key=value` overrides, the click options of `kc2f fit` and
+`kc2f sweep`, `config.json` in a run directory and the Python API all go
+through it, so a wrong name or type is an error that names the option before
+anything runs. Values left `None` are filled from the dataset's recipe
+(`kc2f.data.registry`) when the run is resolved
+(`kc2f.training.preparation.resolve`), so a config file only names what
+differs from the recipe. The compression methods and size presets come from the
+model family (`kc2f.families.get_family(model)`), not from a list here.
+"""
+
+import dataclasses
+import pathlib
+
+import yaml
+
+_NULL = ("null", "none")
+
+
+def _option(default, help, kind, nullable=False, choices=None):
+    """A dataclass field carrying its parse kind, nullability, choices and help text."""
+    return dataclasses.field(
+        default=default,
+        metadata={"help": help, "kind": kind, "nullable": nullable, "choices": choices},
+    )
+
+
+def parse_ints(text, name):
+    """`"4,2,1"` (or a list) -> `(4, 2, 1)`; ValueError naming `name` otherwise.
+
+    The one parser of comma-separated integer lists (factors, phase epochs,
+    patch sizes, CLI lists).
+    """
+    message = f"Option '{name}' expects comma-separated integers. Received: {name}={text!r}"
+    if isinstance(text, (list, tuple)):
+        if not all(isinstance(item, int) and not isinstance(item, bool) for item in text):
+            raise ValueError(message)
+        return tuple(text)
+    try:
+        values = tuple(int(item.strip()) for item in str(text).split(",") if item.strip())
+    except ValueError:
+        raise ValueError(message) from None
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Options of one training run (immutable; `replace` makes a changed copy).
+
+    Attributes are the options below; `RunConfig.describe()` lists them with
+    their help texts. Integer lists are tuples.
+    """
+
+    dataset: str = _option("synthetic", "dataset name from the registry (kc2f datasets)", str)
+    data_dir: str = _option(None, "dataset root on disk (None: the registry's default)", str, nullable=True)
+    train_split: str = _option("train", "split to train on", str)
+    eval_split: str = _option("test", "split the validation metric is computed on", str)
+    model: str = _option("ast", "model family (kc2f.families.family_names())", str)
+    method: str = _option("maxpool", "compression of the initial phases (the model family's methods)", str)
+    factors: tuple = _option((1,), "descending compression factors ending in 1; (1,) is the baseline", "ints")
+    epochs: int = _option(None, "total epochs (None: the dataset's recipe)", int, nullable=True)
+    phase_epochs: tuple = _option(None, "explicit epochs per phase, e.g. 3,3,14", "ints", nullable=True)
+    initial_fraction: float = _option(0.25, "share of epochs for the initial phases", float)
+    target: float = _option(None, "budget mode: stop the final phase at this metric", float, nullable=True)
+    baseline: str = _option(None, "budget mode: stop at this baseline run's best metric", str, nullable=True)
+    init: str = _option(None, "initialise from a checkpoint (.pth/.safetensors/.npz/.keras/run dir)", str,
+                        nullable=True)
+    preset: str = _option(None, "model size preset (the family's presets, e.g. tiny | small | base)", str,
+                          nullable=True)
+    hidden_dim: int = _option(128, "token width (ignored with a preset)", int)
+    depth: int = _option(4, "transformer blocks (ignored with a preset)", int)
+    num_heads: int = _option(4, "attention heads (ignored with a preset)", int)
+    mlp_ratio: float = _option(4.0, "MLP width / token width", float)
+    patch_size: tuple = _option((16, 16), "full-resolution (freq, time) patch size", "ints")
+    dropout_rate: float = _option(0.0, "dropout inside the transformer blocks", float)
+    batch_size: int = _option(None, "global batch size (None: the dataset's recipe)", int, nullable=True)
+    lr: float = _option(None, "peak learning rate (None: the dataset's recipe)", float, nullable=True)
+    warmup_steps: int = _option(100, "linear warm-up steps (AST: 1000)", int)
+    decay_start_epoch: int = _option(10, "first decayed epoch of a phase", int)
+    decay_every: int = _option(5, "epochs between learning-rate decays", int)
+    decay_rate: float = _option(0.5, "learning-rate multiplier per decay", float)
+    weight_decay: float = _option(5e-7, "Adam weight decay (AST: 5e-7)", float)
+    beta_1: float = _option(0.95, "Adam beta 1 (AST: 0.95)", float)
+    beta_2: float = _option(0.999, "Adam beta 2", float)
+    freqm: int = _option(None, "SpecAugment max frequency-mask width", int, nullable=True)
+    timem: int = _option(None, "SpecAugment max time-mask width at full resolution", int, nullable=True)
+    mixup: float = _option(None, "waveform mixup probability", float, nullable=True)
+    mean: float = _option(None, "fbank normalisation mean (None: registry or `kc2f stats`)", float, nullable=True)
+    std: float = _option(None, "fbank normalisation std", float, nullable=True)
+    seed: int = _option(0, "seed of initialisation, data order and augmentation", int)
+    on_bad_audio: str = _option("error", "error: stop before training with the list; skip: drop and count",
+                                str, choices=("error", "skip"))
+    precision: str = _option("auto", "auto | float32 | mixed_bfloat16 | mixed_float16", str,
+                             choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"))
+    jit: str = _option("auto", "auto | on | off: XLA compilation of the train step", str,
+                       choices=("auto", "on", "off"))
+    distribute: str = _option("none", "none | data-parallel: split each global batch across all devices and hosts",
+                              str, choices=("none", "data-parallel"))
+    cache: bool = _option(False, "cache decoded audio in memory (small datasets)", bool)
+    max_train_examples: int = _option(None, "use only N training clips (a seeded sample)", int, nullable=True)
+    max_eval_examples: int = _option(None, "use only N evaluation clips (a seeded sample)", int, nullable=True)
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            object.__setattr__(self, field.name, _coerce(field, getattr(self, field.name)))
+        # Deferred: the model families import Keras and its backend (seconds), which the
+        # command line must not pay before a command runs.
+        from kc2f.families import family_names, get_family
+
+        try:
+            family = get_family(self.model)
+        except ValueError:
+            raise ValueError(
+                f"Option 'model' must be one of {family_names()}. Received: model={self.model!r}"
+            ) from None
+        if self.method not in family.methods:
+            raise ValueError(
+                f"Option 'method' must be one of {tuple(family.methods)} for model '{self.model}'. "
+                f"Received: method={self.method!r}"
+            )
+        if self.preset is not None and self.preset not in family.presets:
+            raise ValueError(
+                f"Option 'preset' must be one of {tuple(sorted(family.presets))} for model "
+                f"'{self.model}'. Received: preset={self.preset!r}"
+            )
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"Option 'batch_size' must be >= 1. Received: batch_size={self.batch_size}")
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def names(cls):
+        return tuple(field.name for field in dataclasses.fields(cls))
+
+    @classmethod
+    def from_dict(cls, options, source="options"):
+        """A config from a mapping of options; unknown names are errors naming `source`."""
+        unknown = sorted(set(options) - set(cls.names()))
+        if unknown:
+            raise ValueError(
+                f"Unknown option '{unknown[0]}' in {source}. Known options: {', '.join(sorted(cls.names()))}"
+            )
+        return cls(**options)
+
+    @classmethod
+    def from_sources(cls, config_file=None, sets=(), **cli):
+        """Defaults ← YAML `config_file` ← `--set key=value` items ← CLI options that are not None."""
+        options = load_file(config_file) if config_file else {}
+        for item in sets:
+            if "=" not in item:
+                raise ValueError(f"--set expects key=value. Received: {item!r}")
+            name, text = (part.strip() for part in item.split("=", 1))
+            options[name] = cls.parse_value(name, text)
+        options.update({name: value for name, value in cli.items() if value is not None})
+        return cls.from_dict(options, source=str(config_file) if config_file else "command line")
+
+    @classmethod
+    def parse_value(cls, name, text):
+        """Parses the text of `--set name=text` into the option's type."""
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        if name not in fields:
+            raise ValueError(f"Unknown option '{name}'. Known options: {', '.join(sorted(fields))}")
+        field = fields[name]
+        meta = field.metadata
+        if text.strip().lower() in _NULL and meta["nullable"]:
+            return None
+        if meta["kind"] == "ints":
+            return parse_ints(text, name)
+        if meta["kind"] is str:
+            return text
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        return _coerce(field, value)
+
+    def replace(self, **changes):
+        """A copy with `changes` applied (validated)."""
+        unknown = sorted(set(changes) - set(self.names()))
+        if unknown:
+            raise ValueError(f"Unknown option '{unknown[0]}'. Known options: {', '.join(sorted(self.names()))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """JSON-ready options (tuples as lists), as `config.json` stores them."""
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def describe(cls):
+        """`[(name, default, help)]` of every option."""
+        return [(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(cls)]
+
+
+def _type_name(kind, nullable):
+    name = "list of integers" if kind == "ints" else kind.__name__
+    return f"{name} or null" if nullable else name
+
+
+def _coerce(field, value):
+    name, meta = field.name, field.metadata
+    kind = meta["kind"]
+    if value is None:
+        if meta["nullable"]:
+            return None
+        raise ValueError(f"Option '{name}' expects {_type_name(kind, False)}. Received: {name}=None")
+    if kind == "ints":
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"Option '{name}' expects a list of integers. Received: {name}={value!r}")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"Option '{name}' expects a list of integers. Received: {name}={value!r}")
+        return tuple(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        raise ValueError(
+            f"Option '{name}' expects {_type_name(kind, meta['nullable'])}. Received: {name}={value!r}"
+        )
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise ValueError(f"Option '{name}' must be one of {meta['choices']}. Received: {name}={value!r}")
+    return value
+
+
+def load_file(path):
+    """Reads a YAML config file into a dictionary of options (names not yet checked)."""
+    path = pathlib.Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ValueError(f"Cannot read config file {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"Config file {path} is not valid YAML: {error}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"Config file {path} must hold a mapping of options. Received: {type(data).__name__}")
+    unknown = sorted(set(data) - set(RunConfig.names()))
+    if unknown:
+        raise ValueError(
+            f"Unknown option '{unknown[0]}' in {path}. Known options: {', '.join(sorted(RunConfig.names()))}"
+        )
+    return data

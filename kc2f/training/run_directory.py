@@ -1,0 +1,177 @@
+"""The layout of a run directory: the only code that knows its file names.
+
+    config.json          resolved options (`RunConfig.to_dict()`)
+    labels.json          class names, in output order
+    history.json/.csv    one row per epoch (`HISTORY_FIELDS`, then any val_* metric)
+    state.json           the last committed epoch: history, counters, checkpoint name
+    checkpoints/         model + optimizer variables per kept epoch
+    tensorboard/         scalar event files
+    model.keras          the finished run's inference model
+    summary.json         the finished run's summary
+
+Trainer, evaluation, reports, plots, sweeps, export and inference read and
+write a run through `RunDirectory`. Every JSON file is replaced atomically
+(written to a temporary file, flushed, renamed), and reading a missing or
+malformed file raises `ValueError` naming the file.
+"""
+
+import csv
+import json
+import os
+import pathlib
+
+HISTORY_FIELDS = (
+    "epoch", "phase", "factor", "tokens", "loss", "val_metric", "lr", "samples",
+    "train_seconds", "eval_seconds", "epoch_flops", "cumulative_flops", "cumulative_seconds",
+)
+
+
+def fsync_directory(path):
+    """Flushes a directory entry (a rename) to disk; a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path, data):
+    """Writes JSON to `path` so that a reader sees the old or the new file, never half."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_directory(path.parent)
+
+
+def read_json(path):
+    """The JSON in `path`; ValueError naming the file when it is missing or malformed."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+
+
+class RunDirectory:
+    """One run's directory and the files in it.
+
+    Args:
+        path: the run directory (need not exist yet).
+    """
+
+    CONFIG = "config.json"
+    LABELS = "labels.json"
+    HISTORY = "history.json"
+    HISTORY_CSV = "history.csv"
+    STATE = "state.json"
+    SUMMARY = "summary.json"
+    MODEL = "model.keras"
+    CHECKPOINTS = "checkpoints"
+    TENSORBOARD = "tensorboard"
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+
+    def __str__(self):
+        return str(self.path)
+
+    def __fspath__(self):
+        return str(self.path)
+
+    def file(self, name):
+        return self.path / name
+
+    @property
+    def model_path(self):
+        return self.path / self.MODEL
+
+    @property
+    def checkpoints(self):
+        return self.path / self.CHECKPOINTS
+
+    @property
+    def tensorboard(self):
+        return self.path / self.TENSORBOARD
+
+    def create(self):
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def has(self, name):
+        return (self.path / name).is_file()
+
+    # --- JSON files ---------------------------------------------------------------------------
+
+    def read_config(self):
+        config = read_json(self.path / self.CONFIG)
+        if not isinstance(config, dict):
+            raise ValueError(f"{self.path / self.CONFIG} must hold a JSON object of options.")
+        return config
+
+    def write_config(self, config):
+        write_json_atomic(self.path / self.CONFIG, config)
+
+    def read_labels(self):
+        labels = read_json(self.path / self.LABELS)
+        if not isinstance(labels, list) or not labels or not all(isinstance(name, str) for name in labels):
+            raise ValueError(f"{self.path / self.LABELS} must hold a JSON list of label names.")
+        return labels
+
+    def write_labels(self, labels):
+        write_json_atomic(self.path / self.LABELS, list(labels))
+
+    def read_state(self):
+        """The last committed state, or `None` for a run that has not finished an epoch."""
+        if not self.has(self.STATE):
+            return None
+        return read_json(self.path / self.STATE)
+
+    def write_state(self, state):
+        write_json_atomic(self.path / self.STATE, state)
+
+    def read_history(self):
+        """The per-epoch rows; ValueError when there is none."""
+        path = self.path / self.HISTORY
+        if not path.is_file():
+            raise ValueError(f"{self.path} is not a kc2f run directory with a finished epoch (no {self.HISTORY}).")
+        history = read_json(path)
+        if not isinstance(history, list) or not history:
+            raise ValueError(f"{path} holds no epoch.")
+        return history
+
+    def write_history(self, history):
+        """`history.json` and `history.csv`, each replaced atomically."""
+        write_json_atomic(self.path / self.HISTORY, history)
+        tmp = self.path / f".{self.HISTORY_CSV}.{os.getpid()}.tmp"
+        with open(tmp, "w", newline="") as handle:
+            extra = sorted({key for row in history for key in row} - set(HISTORY_FIELDS))
+            writer = csv.DictWriter(handle, fieldnames=list(HISTORY_FIELDS) + extra)
+            writer.writeheader()
+            writer.writerows(history)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path / self.HISTORY_CSV)
+
+    def read_summary(self):
+        """The finished run's summary, or `None` while the run is unfinished."""
+        if not self.has(self.SUMMARY):
+            return None
+        return read_json(self.path / self.SUMMARY)
+
+    def write_summary(self, summary):
+        write_json_atomic(self.path / self.SUMMARY, summary)
+
+    def require_model(self):
+        """`model.keras`'s path; ValueError when the run has not finished."""
+        if not self.model_path.is_file():
+            raise ValueError(f"{self.path} has no trained model ({self.model_path} is missing): has the run finished?")
+        return self.model_path

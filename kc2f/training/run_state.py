@@ -1,0 +1,69 @@
+"""What the callbacks of a run share: progress, counters and this epoch's measurements."""
+
+import dataclasses
+
+
+@dataclasses.dataclass
+class EpochResult:
+    """One epoch's measurements, set by `EpochEvaluator` for the callbacks after it.
+
+    Attributes:
+        train_seconds: wall time of the epoch's training part.
+        eval_seconds: wall time of the validation pass.
+        metric: the dataset's headline validation metric.
+        metrics: every validation metric by name (`kc2f.training.metrics`).
+    """
+
+    train_seconds: float
+    eval_seconds: float
+    metric: float
+    metrics: dict
+
+
+@dataclasses.dataclass
+class RunState:
+    """The state of a run that its callbacks read and write, explicitly.
+
+    `EpochEvaluator` sets `result`; `PhaseSwitch` decides `finished` /
+    `stop_reason` and charges the cost of a switch to `overhead`;
+    `EpochRecorder` appends the epoch's row to `history`, adds it to
+    `counters` and commits a checkpoint. The trainer restores it from
+    `state.json` on resume.
+
+    Attributes:
+        history: one dict per finished epoch.
+        counters: cumulative training `flops` and `seconds`.
+        finished: the run has trained its last epoch or reached its target.
+        stop_reason: why it finished.
+        target_reached: the final phase met the budget target.
+        phase_ended: the epoch that just ended was the last of a phase (not
+            of the run): the next phase starts with a fresh optimizer.
+        overhead: seconds spent outside `fit` (phase switch, recompilation)
+            that the next epoch's training time includes.
+        result: the current epoch's `EpochResult`.
+    """
+
+    history: list = dataclasses.field(default_factory=list)
+    counters: dict = dataclasses.field(default_factory=lambda: {"flops": 0.0, "seconds": 0.0})
+    finished: bool = False
+    stop_reason: str = None
+    target_reached: bool = False
+    phase_ended: bool = False
+    overhead: float = 0.0
+    result: EpochResult = None
+
+    @classmethod
+    def from_saved(cls, saved):
+        """The state committed in `state.json` (or a new run's, for `None`)."""
+        if not saved:
+            return cls()
+        return cls(
+            history=list(saved["history"]),
+            counters=dict(saved["counters"]),
+            finished=bool(saved.get("finished")),
+            stop_reason=saved.get("stop_reason"),
+        )
+
+    @property
+    def epochs_done(self):
+        return len(self.history)

@@ -1,0 +1,66 @@
+"""The model-family seam: a user's family trains coarse-to-fine with no trainer change."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from kc2f.families import AstFamily, family_of, get_family, register_family
+from kc2f.models import AudioSpectrogramTransformer
+from kc2f.training.run_config import RunConfig
+from kc2f.training.trainer import fit
+from tests.families.toy_family import FrameEnergyClassifier, ToyFamily
+
+TOY = register_family(ToyFamily())
+
+
+def test_registry_finds_families_by_name_and_by_model():
+    assert isinstance(get_family("ast"), AstFamily)
+    assert get_family("toy-energy") is TOY
+    ast = AudioSpectrogramTransformer(num_classes=3, hidden_dim=16, depth=1, num_heads=1, target_frames=64,
+                                      num_mel_bins=32, patch_size=(16, 16))
+    assert family_of(ast).name == "ast"
+    assert family_of(FrameEnergyClassifier(3)) is TOY
+    with pytest.raises(ValueError, match="Unknown model 'nope'"):
+        get_family("nope")
+    with pytest.raises(ValueError, match="must be a ModelFamily"):
+        register_family(object())
+
+
+def test_config_takes_the_methods_of_the_family():
+    assert RunConfig(model="toy-energy", method="maxpool").model == "toy-energy"
+    with pytest.raises(ValueError, match="for model 'toy-energy'"):
+        RunConfig(model="toy-energy", method="fshift")
+
+
+def test_at_factor_rebuilds_and_resizes_through_the_family():
+    model = FrameEnergyClassifier(4, factor=1)
+    model.offset.assign(np.linspace(0.0, 1.0, 64).astype("float32"))
+    coarse = TOY.at_factor(model, 2)
+    assert coarse.factor == 2 and coarse.cells == 32
+    # A linear ramp stays a linear ramp (the resize's guarantee).
+    np.testing.assert_allclose(np.asarray(coarse.offset.numpy()), np.linspace(0.0, 1.0, 64).reshape(32, 2).mean(1),
+                               atol=1e-5)
+    assert TOY.at_factor(model, 1) is model
+
+
+def test_a_registered_family_trains_coarse_to_fine_and_resumes(tmp_path):
+    lines = []
+    config = RunConfig(model="toy-energy", dataset="synthetic", data_dir=str(tmp_path / "data"),
+                       factors=(2, 1), phase_epochs=(1, 2), batch_size=8, max_train_examples=16,
+                       max_eval_examples=8, warmup_steps=1)
+    summary = fit(config, run_dir=tmp_path / "run", verbose=0, log=lines.append)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [(row["phase"], row["factor"], row["tokens"]) for row in history] == [(1, 2, 32), (2, 1, 64), (2, 1, 64)]
+    coarse = FrameEnergyClassifier(8, factor=2, clip_samples=20480)
+    fine = FrameEnergyClassifier(8, factor=1, clip_samples=20480)
+    assert history[0]["epoch_flops"] == TOY.training_flops_per_sample(coarse) * 16
+    assert history[1]["epoch_flops"] == TOY.training_flops_per_sample(fine) * 16
+    assert any("Phase 2: C=2 -> C=1, tokens 32 -> 64; resized offset" in line for line in lines)
+    assert summary["model"] == "toy-energy" and summary["epochs_trained"] == 3
+    loaded = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False)
+    assert isinstance(loaded, FrameEnergyClassifier) and loaded.factor == 1
+    again = []
+    fit(config, run_dir=tmp_path / "run", verbose=0, log=again.append)
+    assert any("already finished" in line for line in again)
