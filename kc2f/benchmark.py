@@ -25,7 +25,7 @@ Method:
   dtype of the precision policy, before and after every row (the best
   measurement is the peak, so a busy moment does not inflate MFU);
 - `step_ratio` is the step time over the C=1 step of the same size and batch,
-  printed next to `flops_ratio`, the same ratio of FLOPs (DESIGN.md section 4:
+  printed next to `flops_ratio`, the same ratio of FLOPs (docs/method.md#performance-anchors:
   0.50 vs 0.48 at C=2, 0.27 vs 0.23 at C=4 on an H100).
 
 This module imports neither TensorFlow nor `kc2f.data` at import time, so it
@@ -46,7 +46,7 @@ import numpy as np
 
 from kc2f.models import PRESETS, AudioSpectrogramTransformer
 
-# The AST recipe at 10 s (DESIGN.md section 2): 1024 frames, SpecAugment 48 / 192.
+# The AST recipe at 10 s (docs/method.md#recipe-values): 1024 frames, SpecAugment 48 / 192.
 RECIPE_FRAMES = 1024
 RECIPE_FREQM = 48
 RECIPE_TIMEM = 192
@@ -104,7 +104,7 @@ def recipe_frames(seconds, max_factor=4):
 
     10 ms frames, rounded up to whole 16-frame patches at the largest factor
     (at least C=4): 10 s → 1024, 5 s → 512, 2.56 s → 256, 1 s → 128, which are
-    the recipe's target frames (DESIGN.md section 2).
+    the recipe's target frames (docs/method.md#recipe-values).
     """
     multiple = 16 * max(4, int(max_factor))
     frames = math.ceil(round(seconds * FRAMES_PER_SECOND, 6) / multiple) * multiple

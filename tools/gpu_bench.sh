@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kc2f vs the PyTorch reference, training-step throughput on the same GPU in the same run
-# (DESIGN.md section 4). Run from anywhere on a GPU machine:
+# (docs/method.md#performance-anchors). Run from anywhere on a GPU machine:
 #
 #     tools/gpu_bench.sh                      # AST-Base, batch 64, C=1,2,4, bf16
 #     SIZE=small BATCH=128 tools/gpu_bench.sh
@@ -101,8 +101,8 @@ if t1 and k1:
     ratio = num(k1, "samples_per_s") / num(t1, "samples_per_s")
     print(f"\nkc2f/torch samples/s at C=1: {ratio:.2f} "
           f"(kc2f {num(k1, 'samples_per_s'):.0f}, torch+compile {num(t1, 'samples_per_s'):.0f}; "
-          f"DESIGN.md section 4 anchors: Keras/JAX 1168 vs torch.compile 1140 on an H100)")
-print("DESIGN.md section 4: step time 0.50x at C=2 and 0.27x at C=4 (FLOPs ratios 0.48, 0.23).")
+          f"docs/method.md#performance-anchors: Keras/JAX 1168 vs torch.compile 1140 on an H100)")
+print("docs/method.md#performance-anchors: step time 0.50x at C=2 and 0.27x at C=4 (FLOPs ratios 0.48, 0.23).")
 PY
 
 if [ "$torch_status" -ne 0 ] || [ "$kc2f_status" -ne 0 ]; then

@@ -10,7 +10,7 @@ dataset's `DatasetSpec.layout` and returns `(examples, label_names)`:
   (`class_labels_indices.csv`, ESC-50's `target` column), otherwise the sorted
   union of the labels of all splits.
 
-Layouts (DESIGN.md section 2):
+Layouts (docs/method.md#data-layouts):
 
 | layout | files | splits |
 |---|---|---|

@@ -9,7 +9,7 @@ mixup, epochs, learning rate, batch size, balanced sampling).
 Sources: AST (Gong et al., 2021, https://arxiv.org/abs/2104.01778) and its
 recipes for AudioSet, ESC-50 and Speech Commands; *From Coarse to Fine*
 (Feng et al., ICASSP 2024, https://arxiv.org/abs/2401.08415) for VGGSound,
-VoxCeleb1 and Kinetics-Sounds. See DESIGN.md section 2.
+VoxCeleb1 and Kinetics-Sounds. See docs/method.md#recipe-values.
 
 This module is pure Python (no TensorFlow) so that the CLI can list datasets
 instantly.
@@ -154,7 +154,7 @@ def _paper_10s(name, layout, num_classes, multilabel, metric, mean, std, **overr
 
 DATASETS = {
     # AudioSet full (2M clips): AST recipe with lr 1e-5, balanced sampling, 5 epochs
-    # (the coarse phase takes 1 of them, DESIGN.md section 1).
+    # (the coarse phase takes 1 of them, docs/method.md#phases).
     "audioset": _paper_10s(
         "audioset", "ast_json", 527, True, "mAP", -4.2677393, 4.5689974,
         mixup=0.5, epochs=5, initial_epochs=1, lr=1e-5, balanced_sampling=True,

@@ -3,7 +3,7 @@
 AST normalises fbank features as `(x - mean) / (2 std)` with one mean and one
 std per dataset. Its reference code computes them from the training loader
 with SpecAugment and mixup switched on and counts zero-padded frames, both of
-which bias the values (DESIGN.md section 2). `compute_stats` uses clean audio
+which bias the values (docs/method.md#reference-code-defects). `compute_stats` uses clean audio
 (no augmentation, no mixup, start crop) and only the frames computed from
 real samples.
 

@@ -3,7 +3,7 @@
 The count follows the usual transformer accounting of Kaplan et al. 2020
 (*Scaling Laws for Neural Language Models*, https://arxiv.org/abs/2001.08361,
 §2.1 and Table 1) and nanoGPT's `estimate_mfu` (Karpathy,
-https://github.com/karpathy/nanoGPT, `model.py`), as DESIGN.md §1 states it for
+https://github.com/karpathy/nanoGPT, `model.py`), as docs/method.md#flops states it for
 AST-Base:
 
 * a multiply-add is 2 FLOPs, so an `(n × k) @ (k × m)` matmul costs `2·n·k·m`;
@@ -17,7 +17,7 @@ AST-Base:
 
 AST-Base at N = 514 tokens (10 s, 16×16 patches, C = 1), D = 768, 12 blocks:
 `12·(24·514·768² + 4·514²·768)` ≈ 97.0 GFLOP forward, ≈ 291 GFLOP per
-training sample (DESIGN.md §1); the smaller terms counted here add ≈ 0.6%.
+training sample (docs/method.md#flops); the smaller terms counted here add ≈ 0.6%.
 
 Element-wise work is counted as XLA's `HloCostAnalysis` counts it: one FLOP
 per arithmetic operation per element, transcendental functions (`exp`, `erf`,
@@ -100,7 +100,7 @@ def forward_flops(model):
     normalisation), `model.front_end` (pooling and patch geometry),
     `model.token_grid`, `model.num_prefix_tokens` and the transformer sizes.
     See the module docstring for the conventions (Kaplan et al. 2020,
-    https://arxiv.org/abs/2001.08361; DESIGN.md §1).
+    https://arxiv.org/abs/2001.08361; docs/method.md#flops).
 
     Args:
         model: an `AudioSpectrogramTransformer` (nothing is run).
@@ -198,11 +198,11 @@ def training_flops_per_sample(model):
     `3 ×` the forward of everything after the patch embedding (forward, plus
     gradients with respect to activations and to weights, each as costly as the
     forward: Kaplan et al. 2020, https://arxiv.org/abs/2001.08361, §2.1;
-    DESIGN.md §1), `2 ×` the patch embedding (forward and kernel gradient: its
+    docs/method.md#flops), `2 ×` the patch embedding (forward and kernel gradient: its
     input, the spectrogram, needs no gradient, and XLA / grappler drop that
     matmul) and `1 ×` the fbank and pooling: no gradient flows into the
     waveform front-end, which has no weights. AST-Base at C = 1 (514 tokens):
-    ≈ 293 GFLOP (DESIGN.md's ≈ 291 counts only the blocks).
+    ≈ 293 GFLOP (docs/method.md#flops: ≈ 291 counts only the blocks).
 
     Args:
         model: an `AudioSpectrogramTransformer`.
@@ -216,7 +216,7 @@ def training_flops_per_sample(model):
 def phase_flops_ratio(model_c, model_1):
     """Training FLOPs per sample of a compressed phase relative to full resolution.
 
-    DESIGN.md §4: for AST-Base with max pooling the ratio is ≈ 0.48 at C = 2
+    docs/method.md#performance-anchors: for AST-Base with max pooling the ratio is ≈ 0.48 at C = 2
     and ≈ 0.23 at C = 4 (the token count halves, the `N²` attention term
     quarters, the fbank stays).
 

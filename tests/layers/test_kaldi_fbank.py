@@ -195,7 +195,7 @@ def test_ten_seconds_matches_reference(sample_rate, frame_shift_ms, kind):
     assert_matches_reference(out, log_mel, level, kind)
 
 
-# AudioSet statistics (DESIGN.md section 2).
+# AudioSet statistics (docs/method.md#recipe-values).
 MEAN, STD = -4.2677393, 4.5689974
 
 

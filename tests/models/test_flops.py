@@ -107,7 +107,7 @@ def test_rejects_other_objects():
         forward_flops(keras.layers.Dense(3))
 
 
-# --- AST-Base anchors (DESIGN.md §1 and §4) ----------------------------------------------------
+# --- AST-Base anchors (docs/method.md#flops and docs/method.md#performance-anchors) --------------
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def base_training_flops():
 def test_base_matches_design_anchor(base_training_flops):
     tokens, training, forward = base_training_flops[1]
     assert tokens == 512  # 8 × 64 patches, + 2 prefix tokens = 514
-    # DESIGN.md §1: 12·(24·N·D² + 4·N²·D) at N = 514, D = 768, times 3.
+    # docs/method.md#flops: 12·(24·N·D² + 4·N²·D) at N = 514, D = 768, times 3.
     blocks = 3 * 12 * (24 * 514 * 768**2 + 4 * 514**2 * 768)
     assert blocks == pytest.approx(291e9, rel=0.002)
     assert training == pytest.approx(291e9, rel=0.02)
@@ -138,7 +138,7 @@ def test_base_matches_design_anchor(base_training_flops):
 
 
 def test_base_phase_ratios(base_training_flops):
-    # DESIGN.md §4: FLOPs ratios 0.48 (C=2) and 0.23 (C=4) for AST-Base.
+    # docs/method.md#performance-anchors: FLOPs ratios 0.48 (C=2) and 0.23 (C=4) for AST-Base.
     assert base_training_flops[2][0] == 256 and base_training_flops[4][0] == 128
     assert 0.45 <= base_training_flops["ratio_2"] <= 0.52
     assert 0.20 <= base_training_flops["ratio_4"] <= 0.27

@@ -1,8 +1,10 @@
-"""Metrics against hand-computed tiny cases and brute-force NumPy references.
+"""Metrics against hand-computed tiny cases, brute-force NumPy references and scikit-learn.
 
 The references follow the definitions literally (every threshold, every
 positive/negative pair), so they share no code or tie logic with
-`kc2f.training.metrics`.
+`kc2f.training.metrics`. scikit-learn's `average_precision_score` and
+`roc_auc_score` (what the AST reference code calls, per class) and SciPy's
+normal quantile are the external cross-check (docs/method.md#metrics).
 """
 
 import math
@@ -10,6 +12,8 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+import sklearn.metrics
+from scipy.stats import norm
 
 from kc2f.training.metrics import (
     accuracy,
@@ -189,3 +193,116 @@ def test_accuracy_rejects_bad_integer_labels():
         accuracy(np.zeros((2, 3)), np.array([0, 3]))
     with pytest.raises(ValueError, match=r"Received: shape=\(3,\)"):
         accuracy(np.zeros((2, 3)), np.array([0, 1, 2]))
+
+
+# --- against scikit-learn and SciPy on random multi-label cases with ties --------------------
+
+
+def _sklearn_case(seed, examples=300, classes=16):
+    """Scores with one decimal (so many ties) and labels of varied prevalence.
+
+    Even seeds: probabilities in [0, 1]; odd seeds: logits, negative ones
+    included. Column 0 has no positive, column 1 no negative, column 2 exactly
+    one positive and column 3 a single score shared by every example.
+    """
+    rng = np.random.default_rng(seed)
+    if seed % 2 == 0:
+        scores = np.round(rng.random((examples, classes)), 1)
+    else:
+        scores = np.round(rng.normal(0.0, 1.0, size=(examples, classes)), 1)
+    prevalence = rng.uniform(0.01, 0.6, size=classes)
+    labels = (rng.random((examples, classes)) < prevalence).astype(np.float32)
+    labels[:, 0] = 0.0
+    labels[:, 1] = 1.0
+    labels[:, 2] = 0.0
+    labels[rng.integers(examples), 2] = 1.0
+    labels[rng.integers(examples), 3] = 1.0
+    scores[:, 3] = 0.5
+    return scores, labels
+
+
+SKLEARN_SEEDS = range(6)
+
+
+@pytest.mark.parametrize("seed", SKLEARN_SEEDS)
+def test_case_has_ties(seed):
+    scores, _ = _sklearn_case(seed)
+    for c in range(scores.shape[1]):
+        assert np.unique(scores[:, c]).size < scores.shape[0] // 3
+
+
+@pytest.mark.parametrize("seed", SKLEARN_SEEDS)
+def test_average_precision_matches_sklearn(seed):
+    scores, labels = _sklearn_case(seed)
+    got = average_precision(scores, labels)
+    expected = []
+    for c in range(scores.shape[1]):
+        if labels[:, c].sum() == 0:
+            # kc2f: undefined, NaN (scikit-learn warns and returns 0 here).
+            assert math.isnan(got[c])
+            continue
+        value = sklearn.metrics.average_precision_score(labels[:, c], scores[:, c])
+        assert got[c] == pytest.approx(value, rel=1e-12, abs=1e-15), f"class {c}"
+        expected.append(value)
+    # mAP: the mean over the classes that have a positive.
+    assert mean_average_precision(scores, labels) == pytest.approx(np.mean(expected), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", SKLEARN_SEEDS)
+def test_roc_auc_matches_sklearn(seed):
+    scores, labels = _sklearn_case(seed)
+    got = roc_auc(scores, labels)
+    for c in range(scores.shape[1]):
+        if labels[:, c].min() == labels[:, c].max():
+            # One class only: undefined, NaN (scikit-learn warns, or raises in older releases).
+            assert math.isnan(got[c])
+            continue
+        value = sklearn.metrics.roc_auc_score(labels[:, c], scores[:, c])
+        assert got[c] == pytest.approx(value, rel=1e-12, abs=1e-15), f"class {c}"
+    assert got[3] == 0.5  # every score tied
+
+
+@pytest.mark.parametrize("seed", SKLEARN_SEEDS)
+def test_d_prime_and_compute_metrics_match_sklearn_and_scipy(seed):
+    scores, labels = _sklearn_case(seed)
+    defined = [c for c in range(labels.shape[1]) if 0 < labels[:, c].sum() < labels.shape[0]]
+    aucs = np.array([sklearn.metrics.roc_auc_score(labels[:, c], scores[:, c]) for c in defined])
+    np.testing.assert_allclose(d_prime(aucs), math.sqrt(2.0) * norm.ppf(aucs), rtol=1e-9, atol=1e-12)
+
+    metrics = compute_metrics(scores, labels, multilabel=True)
+    aps = [
+        sklearn.metrics.average_precision_score(labels[:, c], scores[:, c])
+        for c in range(labels.shape[1])
+        if labels[:, c].sum() > 0
+    ]
+    assert metrics["mAP"] == pytest.approx(np.mean(aps), rel=1e-12)
+    assert metrics["mAUC"] == pytest.approx(np.mean(aucs), rel=1e-12)
+    # AST's definition: d' of the mean AUC (not the mean of per-class d').
+    assert metrics["d_prime"] == pytest.approx(
+        math.sqrt(2.0) * norm.ppf(np.mean(aucs)), rel=1e-9, abs=1e-12
+    )
+
+
+@pytest.mark.parametrize("seed", SKLEARN_SEEDS)
+def test_soft_labels_match_sklearn_on_thresholded_labels(seed):
+    # Mixup-style soft targets: a label counts as positive at >= 0.5.
+    scores, labels = _sklearn_case(seed, examples=120, classes=6)
+    rng = np.random.default_rng(100 + seed)
+    soft = np.where(labels == 1, rng.uniform(0.5, 1.0, labels.shape), rng.uniform(0.0, 0.49, labels.shape))
+    hard = soft >= 0.5
+    for c in range(4, 6):
+        assert average_precision(scores, soft)[c] == pytest.approx(
+            sklearn.metrics.average_precision_score(hard[:, c], scores[:, c]), rel=1e-12
+        )
+        assert roc_auc(scores, soft)[c] == pytest.approx(
+            sklearn.metrics.roc_auc_score(hard[:, c], scores[:, c]), rel=1e-12
+        )
+
+
+def test_accuracy_matches_sklearn():
+    rng = np.random.default_rng(7)
+    scores = np.round(rng.random((200, 9)), 2)
+    classes = rng.integers(0, 9, size=200)
+    expected = sklearn.metrics.accuracy_score(classes, np.argmax(scores, axis=1))
+    assert accuracy(scores, np.eye(9)[classes]) == pytest.approx(expected)
+    assert accuracy(scores, classes) == pytest.approx(expected)
