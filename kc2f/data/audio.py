@@ -247,8 +247,10 @@ def _decode_ogg(contents):
     )
 
 
-_MP3_RATES = tf.constant(
-    [[11025, 12000, 8000], [0, 0, 0], [22050, 24000, 16000], [44100, 48000, 32000]], tf.int64
+# NumPy, not a tf.constant: an op at import time would start TensorFlow's runtime before a
+# multi-worker strategy can configure its collectives (kc2f.training.distribution).
+_MP3_RATES = np.array(
+    [[11025, 12000, 8000], [0, 0, 0], [22050, 24000, 16000], [44100, 48000, 32000]], np.int64
 )
 
 
@@ -261,7 +263,7 @@ def _decode_mp3(contents):
     h = _bytes(contents, offset, 3)
     sync = tf.equal(h[0], 255) & tf.equal(h[1] // 32, 7)
     version, rate_index = h[1] // 8 % 4, h[2] // 4 % 4
-    rate = tf.where(rate_index < 3, _MP3_RATES[version, tf.minimum(rate_index, 2)], 0)
+    rate = tf.where(rate_index < 3, tf.constant(_MP3_RATES)[version, tf.minimum(rate_index, 2)], 0)
     tfio = _tfio()
     return tf.cond(
         sync & (rate > 0),

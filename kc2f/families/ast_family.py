@@ -31,6 +31,8 @@ class AstFamily(ModelFamily):
             fbank_mean=config.mean,
             fbank_std=config.std,
             patch_size=tuple(config.patch_size),
+            patch_stride=None if config.patch_stride is None else tuple(config.patch_stride),
+            num_prefix_tokens=config.num_prefix_tokens,
             mlp_ratio=config.mlp_ratio,
             dropout_rate=config.dropout_rate,
             freqm=config.freqm,
@@ -50,5 +52,6 @@ class AstFamily(ModelFamily):
     def training_flops_per_sample(self, model):
         return training_flops_per_sample(model)
 
-    def initialize(self, model, path):
-        return initialize_from(model, path)
+    def initialize(self, model, path, **options):
+        """`kc2f.weights.initialize_from` (options: `skip_head`, `source_grid`)."""
+        return initialize_from(model, path, **options)

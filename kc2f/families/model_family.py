@@ -80,8 +80,10 @@ class ModelFamily:
         """FLOPs of one training sample (forward + backward) of `model`."""
         raise NotImplementedError(f"{type(self).__name__}.training_flops_per_sample")
 
-    def initialize(self, model, path):
+    def initialize(self, model, path, **options):
         """Loads pretrained weights from the local file or run directory `path` into `model`.
+
+        `options` are the family's own (e.g. the AST's `skip_head`).
 
         Returns:
             A report whose `str()` says what was loaded, resized or left out.

@@ -74,6 +74,9 @@ class RunConfig:
     num_heads: int = _option(4, "attention heads (ignored with a preset)", int)
     mlp_ratio: float = _option(4.0, "MLP width / token width", float)
     patch_size: tuple = _option((16, 16), "full-resolution (freq, time) patch size", "ints")
+    patch_stride: tuple = _option(None, "full-resolution (freq, time) patch stride (None: the patch size; "
+                                  "AST's AudioSet models overlap with 10,10)", "ints", nullable=True)
+    num_prefix_tokens: int = _option(2, "cls + distillation tokens (AST: 2; ViT: 1)", int)
     dropout_rate: float = _option(0.0, "dropout inside the transformer blocks", float)
     batch_size: int = _option(None, "global batch size (None: the dataset's recipe)", int, nullable=True)
     lr: float = _option(None, "peak learning rate (None: the dataset's recipe)", float, nullable=True)
