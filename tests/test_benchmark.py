@@ -1,7 +1,9 @@
-"""`kc2f bench` and `kc2f.benchmark`: the table, JSON, ratios, max-batch search, no TensorFlow."""
+"""`kc2f bench` and `kc2f.benchmark`: the table, JSON, spec, ratios, max-batch search, no TensorFlow."""
 
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -64,12 +66,45 @@ def test_json_is_valid_and_has_the_fields():
 
 def test_c1_runs_once_for_all_methods():
     sizes = benchmark.model_sizes(["tiny", "small"])
-    configs = benchmark._configurations(sizes, ["maxpool", "fshift"], [1, 2])
+    configs = benchmark.BenchSpec(sizes=sizes, methods=["maxpool", "fshift"], factors=[1, 2]).configurations()
     assert [(s.name, m, c) for s, m, c in configs] == [
         ("tiny", "maxpool", 1), ("tiny", "maxpool", 2), ("tiny", "fshift", 2),
         ("small", "maxpool", 1), ("small", "maxpool", 2), ("small", "fshift", 2),
     ]
     assert benchmark.model_sizes(hidden_dim=64) == [benchmark.ModelSize("custom", 64, 12, 1)]
+
+
+def test_spec_defaults_and_derived_values():
+    spec = benchmark.BenchSpec(sizes=benchmark.model_sizes(["tiny"]), methods=["fshift"], factors=[2, 1],
+                               seconds=2.56, num_mel_bins=64)
+    assert spec.methods == ("fshift",) and spec.factors == (2, 1)
+    assert spec.target_frames == 256 and spec.samples == 40960
+    assert spec.spec_augment == (48, 48)
+    assert dataclasses.replace(spec, frames=512, freqm=8).spec_augment == (8, 96)
+    assert benchmark.BenchSpec().sizes == tuple(benchmark.model_sizes(["base"]))
+    assert benchmark.BenchSpec().target_frames == 1024
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.batch = 8
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"sizes": ()}, "Received: sizes=()"),
+    ({"factors": ()}, "Received: factors=()"),
+    ({"factors": [1, 0]}, "Received: factors=(1, 0)"),
+    ({"methods": ()}, "Received: methods=()"),
+    ({"methods": ["nope"]}, "Received: method='nope'"),
+    ({"batch": 0}, "Received: batch=0"),
+    ({"steps": 0}, "Received: steps=0, warmup=5"),
+    ({"seconds": 0.0}, "Received: seconds=0.0"),
+    ({"frames": 100, "factors": [1, 8]}, "Received: frames=100, factor=8"),
+    ({"factors": [3]}, "Received: frames=1024, factor=3"),
+    ({"precision": "fp8"}, "Received: precision='fp8'"),
+    ({"jit": "maybe"}, "Received: jit='maybe'"),
+    ({"num_classes": 0}, "Received: num_classes=0"),
+])
+def test_spec_validation_errors_say_what_was_received(fields, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        benchmark.BenchSpec(**fields)
 
 
 def test_bad_options_are_user_errors():
@@ -80,6 +115,8 @@ def test_bad_options_are_user_errors():
     assert result.exit_code != 0 and "integers" in result.output
     result = runner.invoke(bench, ["--size", "huge"])
     assert result.exit_code != 0 and "size must be one of" in result.output
+    result = runner.invoke(bench, TINY + ["--batch", "0"])
+    assert result.exit_code != 0 and "Received: batch=0" in result.output
     assert "Traceback" not in result.output
 
 

@@ -1,6 +1,7 @@
 """`kc2f bench`: training-step throughput of the kc2f AST on the active backend.
 
-Thin command over `kc2f.benchmark`. Imports neither TensorFlow nor
+Thin command over `kc2f.benchmark`: the options of what is measured make a
+`BenchSpec`, and `kc2f.benchmark.run` runs it. Imports neither TensorFlow nor
 `kc2f.data` unless `--from-files` is given, so it runs under a JAX- or
 PyTorch-only install:
 
@@ -54,9 +55,7 @@ def _split(text, convert=str, what="value"):
 @click.option("--max-batch", type=int, default=4096, show_default=True,
               help="With --find-max-batch: upper bound of the search.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
-def bench(sizes, hidden, depth, heads, methods, factors, batch, seconds, sample_rate, frames, steps,
-          warmup, precision, jit, num_classes, seed, from_files, dataset, split, find_max_batch,
-          max_batch, as_json):
+def bench(from_files, dataset, split, find_max_batch, max_batch, as_json, **measured):
     """Time the training step (fbank, compression, SpecAugment, loss, Adam) on this backend.
 
     Prints one line per configuration: step_ms (median, device-synchronised),
@@ -64,39 +63,31 @@ def bench(sizes, hidden, depth, heads, methods, factors, batch, seconds, sample_
     against a matmul peak measured here, step_ratio vs C=1 next to flops_ratio,
     and peak device memory (n/a where the backend does not expose it).
     """
+    # Imported when the command runs: kc2f.benchmark imports Keras and its backend, which
+    # `kc2f --help` and `kc2f --version` do not need.
     from kc2f import benchmark
 
     def log(line):  # progress on stderr; the table (or JSON) on stdout at the end
         click.echo(f"# done: {line}", err=True)
 
     try:
-        size_list = benchmark.model_sizes(_split(sizes), hidden, depth, heads)
-        method_list = _split(methods)
-        factor_list = _split(factors, int, "integers")
-        if find_max_batch:
-            result = benchmark.find_max_batch(
-                size_list, method_list, factor_list, start=min(batch, max_batch), max_batch=max_batch,
-                seconds=seconds, sample_rate=sample_rate, target_frames=frames, precision=precision,
-                jit=jit, num_classes=num_classes, log=log,
-            )
-            text = benchmark.format_max_batch(result)
-        elif from_files:
-            log(f"from files: {from_files} (dataset recipe {dataset!r}, split {split!r})")
-            result = benchmark.benchmark_files(
-                from_files, size_list, method_list, factor_list, batch, dataset=dataset, split=split,
-                steps=steps, warmup=warmup, precision=precision, jit=jit, seed=seed, log=log,
-            )
-            text = benchmark.format_lines(result)
-        else:
-            result = benchmark.run_benchmark(
-                size_list, method_list, factor_list, batch, seconds=seconds, sample_rate=sample_rate,
-                target_frames=frames, steps=steps, warmup=warmup, precision=precision, jit=jit,
-                num_classes=num_classes, seed=seed, log=log,
-            )
-            text = benchmark.format_lines(result)
+        result, text = benchmark.run(
+            _spec(benchmark, **measured), from_files=from_files, dataset=dataset, split=split,
+            find_max_batch=find_max_batch, max_batch=max_batch, log=log,
+        )
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     click.echo(json.dumps(result, indent=2) if as_json else text)
+
+
+def _spec(benchmark, sizes, hidden, depth, heads, methods, factors, **fields):
+    """The `BenchSpec` of the options: sizes, methods and factors parsed, the other fields as given."""
+    return benchmark.BenchSpec(
+        sizes=benchmark.model_sizes(_split(sizes), hidden, depth, heads),
+        methods=_split(methods),
+        factors=_split(factors, int, "integers"),
+        **fields,
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,32 @@
+"""`kc2f bench` in one call: the measurement its options ask for, and its text."""
+
+from kc2f.benchmark.files import benchmark_files
+from kc2f.benchmark.max_batch import find_max_batch as _find_max_batch
+from kc2f.benchmark.output import format_lines, format_max_batch
+from kc2f.benchmark.synthetic import run_benchmark
+
+
+def run(spec, *, from_files=None, dataset="folder", split="train", find_max_batch=False, max_batch=4096,
+        log=None):
+    """Runs one benchmark of `spec`; returns `(result, text)`: the JSON-able dict and its table.
+
+    Args:
+        spec: the `BenchSpec`.
+        from_files: time the step fed from the audio files under this directory
+            (`benchmark_files`, under the `dataset` recipe and `split`).
+        find_max_batch: report the largest batch that fits, up to `max_batch`
+            (`find_max_batch`), instead of timing.
+        log: called with a line per finished row (and the input), if given.
+
+    Otherwise times the step on synthetic waveforms (`run_benchmark`).
+    """
+    if find_max_batch:
+        result = _find_max_batch(spec, max_batch=max_batch, log=log)
+        return result, format_max_batch(result)
+    if from_files:
+        if log:
+            log(f"from files: {from_files} (dataset recipe {dataset!r}, split {split!r})")
+        result = benchmark_files(spec, from_files, dataset=dataset, split=split, log=log)
+    else:
+        result = run_benchmark(spec, log=log)
+    return result, format_lines(result)

@@ -1,0 +1,43 @@
+"""Transformer sizes of the benchmark rows: presets by name, or one custom size."""
+
+import dataclasses
+
+from kc2f.benchmark.errors import BenchError
+from kc2f.models import PRESETS
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSize:
+    """Transformer size of a benchmark row: a preset name or `custom`."""
+
+    name: str
+    hidden_dim: int
+    depth: int
+    num_heads: int
+
+
+def model_sizes(names=("base",), hidden_dim=None, depth=None, num_heads=None):
+    """The sizes to benchmark: presets by name, or one custom size.
+
+    A custom size is used when any of `hidden_dim`, `depth`, `num_heads` is
+    given; the missing ones default to 12 blocks and `hidden_dim // 64` heads
+    (at least 1), as ViT.
+    """
+    if hidden_dim is not None or depth is not None or num_heads is not None:
+        if hidden_dim is None:
+            raise BenchError("A custom size needs hidden_dim. Received: hidden_dim=None")
+        depth = 12 if depth is None else depth
+        num_heads = max(1, hidden_dim // 64) if num_heads is None else num_heads
+        if hidden_dim % num_heads:
+            raise BenchError(
+                f"hidden_dim must be divisible by num_heads. Received: hidden_dim={hidden_dim}, "
+                f"num_heads={num_heads}"
+            )
+        return [ModelSize("custom", hidden_dim, depth, num_heads)]
+    sizes = []
+    for name in names:
+        if name not in PRESETS:
+            raise BenchError(f"size must be one of {sorted(PRESETS)}. Received: size={name!r}")
+        preset = PRESETS[name]
+        sizes.append(ModelSize(name, preset["hidden_dim"], preset["depth"], preset["num_heads"]))
+    return sizes
