@@ -10,9 +10,7 @@ from kc2f.families import AstFamily, family_of, get_family, register_family
 from kc2f.models import AudioSpectrogramTransformer
 from kc2f.training.run_config import RunConfig
 from kc2f.training.trainer import fit
-from tests.families.toy_family import FrameEnergyClassifier, ToyFamily
-
-TOY = register_family(ToyFamily())
+from tests.families.toy_family import TOY, FrameEnergyClassifier
 
 
 def test_registry_finds_families_by_name_and_by_model():

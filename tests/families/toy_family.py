@@ -11,7 +11,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kc2f.families import ModelFamily
+from kc2f.families import ModelFamily, register_family
 from kc2f.weights import linear_resize_matrix
 
 
@@ -82,3 +82,6 @@ class ToyFamily(ModelFamily):
         front = 3 * model.frames * hop + model.frames * model.factor  # square, mean, pool
         head = 2 * model.cells * model.num_classes
         return float(front + 3 * head)
+
+
+TOY = register_family(ToyFamily())

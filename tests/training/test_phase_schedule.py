@@ -4,9 +4,12 @@ import keras
 import numpy as np
 import pytest
 
+from kc2f.families import get_family
 from kc2f.training.phase_schedule import PhaseSchedule, build_schedule, parse_factors
 from kc2f.training.phase_switch import PhaseSwitch
+from kc2f.training.run_state import EpochResult, RunState
 from kc2f.training.warmup_step_decay import WarmupStepDecay
+from tests.families.toy_family import FrameEnergyClassifier
 
 
 @pytest.mark.parametrize(
@@ -64,14 +67,16 @@ class _Model:
 
 
 def _run_switch(schedule, metrics, target=None):
-    callback = PhaseSwitch(schedule, target=target)
+    state = RunState()
+    callback = PhaseSwitch(schedule, get_family("toy-energy"), None, state, target=target)
     callback.set_model(_Model())
     events = []
     for epoch, value in enumerate(metrics):
         callback.on_epoch_begin(epoch)
-        callback.on_epoch_end(epoch, {"val_metric": value})
-        events.append((callback.switch, callback.target_reached, callback.finished))
-        if callback.finished:
+        state.result = EpochResult(train_seconds=1.0, eval_seconds=0.1, metric=value, metrics={})
+        callback.on_epoch_end(epoch)
+        events.append((state.phase_ended, state.target_reached, state.finished))
+        if state.finished:
             break
     return events
 
@@ -92,6 +97,39 @@ def test_phase_switch_budget_mode_stops_only_in_the_final_phase():
     assert len(events) == 4
     assert events[-1] == (False, True, True)
     assert events[1] == (True, False, False)
+
+
+def test_phase_switch_builds_the_next_phase_model_and_transfers_the_weights():
+    family = get_family("toy-energy")
+    schedule = PhaseSchedule((4, 2, 1), (1, 1, 1))
+    state, switches, lines = RunState(), [], []
+    built = []
+
+    def build(factor):
+        built.append(factor)
+        return FrameEnergyClassifier(3, factor=factor)
+
+    callback = PhaseSwitch(schedule, family, build, state, log=lines.append,
+                           on_switch=lambda epoch, text: switches.append((epoch, text)))
+    model = FrameEnergyClassifier(3, factor=4)
+    model.offset.assign(np.arange(16, dtype="float32"))
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    state.result = EpochResult(train_seconds=1.0, eval_seconds=0.1, metric=0.5, metrics={})
+    callback.on_epoch_end(0)
+    assert model.stop_training and callback.next_model is None  # the switch waits for fit to return
+    callback.on_train_end()
+    new = callback.next_model
+    assert built == [2] and new.factor == 2 and new.cells == 32
+    # The grid-shaped weight is resampled (a ramp stays a ramp), the head is copied.
+    np.testing.assert_allclose(np.asarray(new.offset.numpy())[1::2] - np.asarray(new.offset.numpy())[::2], 0.5,
+                               atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(new.head.bias.numpy()), np.asarray(model.head.bias.numpy()))
+    assert switches == [(1, "epoch 1: C=4 -> C=2")] and "resized offset" in lines[0]
+    assert state.overhead > 0
+    # Resuming right after a phase's last epoch: the driver asks for the switch directly.
+    assert callback.switch(new, 2).factor == 1 and callback.switch(new, 1) is new
 
 
 def test_warmup_step_decay_values():
