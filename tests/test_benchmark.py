@@ -229,17 +229,15 @@ def test_runs_without_tensorflow_under_jax():
     assert len(_row_lines(completed.stdout)) == 2
 
 
-def test_from_files_reports_input_bound_step(tmp_path):
+def test_from_files_reports_input_bound_step(fsdd_dir):
     pytest.importorskip("tensorflow")
-    from tests.conftest import FSDD
-
-    for name in sorted(p.name for p in FSDD.glob("*_jackson_*.wav"))[:40]:
-        if int(name.split("_")[2].split(".")[0]) >= 5:  # index 0-4 is FSDD's test set
-            (tmp_path / name).symlink_to(FSDD / name)
+    # The generated FSDD-layout folder: 60 training clips (index 5-7), 8 kHz, 0.35-1.6 s.
     args = ["--hidden", "32", "--depth", "1", "--heads", "2", "--batch", "4", "--steps", "2",
-            "--warmup", "1", "--factors", "1", "--from-files", str(tmp_path), "--dataset", "fsdd"]
+            "--warmup", "1", "--factors", "1", "--from-files", str(fsdd_dir), "--dataset", "fsdd"]
     result = CliRunner().invoke(bench, args + ["--json"])
     assert result.exit_code == 0, result.output
-    row = json.loads(result.stdout)["rows"][0]
+    out = json.loads(result.stdout)
+    assert (out["dataset"], out["split"], out["clips"]) == ("fsdd", "train", 60)
+    row = out["rows"][0]
     assert row["input"] == "files" and row["frames"] == 128
     assert row["input_slowdown"] == pytest.approx(row["step_ms"] / row["synthetic_step_ms"])

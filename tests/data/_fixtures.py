@@ -1,34 +1,19 @@
-"""Helpers that write tiny audio fixtures (no external encoders needed)."""
+"""Helpers that write tiny audio fixtures (no external encoders needed).
 
-import os
+The PCM WAV writer lives in `tests/conftest.py` (shared with other test
+packages) and is re-exported here.
+"""
+
 import struct
-import wave
 
 import numpy as np
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FSDD_DIR = os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "data", "fsdd"))
+from tests.conftest import FSDD, REPO, write_wav  # noqa: F401  (re-exported)
 
-
-def write_wav(path, x, rate, width=2):
-    """PCM WAV, `x` float (frames,) or (frames, channels) in [-1, 1]; width 1/2/3/4 bytes."""
-    x = np.asarray(x, np.float64)
-    if x.ndim == 1:
-        x = x[:, None]
-    if width == 1:
-        data = np.clip(np.round(x * 128 + 128), 0, 255).astype(np.uint8).tobytes()
-    else:
-        bits = 8 * width
-        v = np.clip(np.round(x * 2 ** (bits - 1)), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-        v = v.astype("<i4")
-        data = v.view(np.uint8).reshape(-1, 4)[:, :width].tobytes()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with wave.open(path, "wb") as f:
-        f.setnchannels(x.shape[1])
-        f.setsampwidth(width)
-        f.setframerate(rate)
-        f.writeframes(data)
-    return path
+REPO_ROOT = str(REPO)
+# The real FSDD of a development checkout (data_dir holding recordings/); only
+# tests about the real data's own properties use it.
+FSDD_DIR = str(FSDD.parent)
 
 
 def write_float_wav(path, x, rate, dtype="<f4"):

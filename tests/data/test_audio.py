@@ -1,7 +1,5 @@
 """Decoding and resampling: every container/format/rate gives the same waveform."""
 
-import os
-
 import numpy as np
 import pytest
 import scipy.io.wavfile
@@ -9,7 +7,7 @@ import scipy.signal
 
 from kc2f.data import audio
 
-from ._fixtures import FSDD_DIR, band_limited_signal, write_flac, write_float_wav, write_wav
+from ._fixtures import band_limited_signal, write_flac, write_float_wav, write_wav
 
 TARGET = 16000
 
@@ -105,12 +103,12 @@ def test_errors_name_the_file(tmp_path):
         audio.load_audio(str(tmp_path / "text.wav"), 0)
 
 
-@pytest.mark.skipif(not os.path.isdir(FSDD_DIR), reason=f"FSDD not found at {FSDD_DIR}")
-def test_real_fsdd_clip():
-    path = os.path.join(FSDD_DIR, "recordings", "0_jackson_0.wav")
+def test_fsdd_clip(fsdd_dir):
+    # An FSDD recording: mono 16-bit PCM at 8 kHz (the generated stand-in has the same format).
+    path = str(fsdd_dir / "recordings" / "0_alice_0.wav")
     y8 = audio.load_audio(path, 8000)
     rate, data = scipy.io.wavfile.read(path)
-    assert rate == 8000
+    assert rate == 8000 and data.dtype == np.int16 and data.ndim == 1
     np.testing.assert_array_equal(y8, (data / 32768.0).astype(np.float32))
     np.testing.assert_allclose(audio.load_audio(path, 16000),
                                scipy.signal.resample_poly(data / 32768.0, 2, 1), atol=1e-5)

@@ -177,15 +177,26 @@ def test_fsdd_fixture_layout(tmp_path):
     assert test[0].labels == ("0",)
 
 
-@pytest.mark.skipif(not os.path.isdir(FSDD_DIR), reason=f"FSDD not found at {FSDD_DIR}")
-def test_fsdd_real_official_split():
-    train, labels = build_index("fsdd", FSDD_DIR, "train")
-    test, _ = build_index("fsdd", FSDD_DIR, "test")
-    # Index 0-4 of each (digit, speaker) is the official test set: 6 speakers x 10 digits x 5.
-    assert (len(train), len(test)) == (2700, 300)
+def _check_official_split(data_dir, speakers, clips_per_speaker):
+    train, labels = build_index("fsdd", data_dir, "train")
+    test, _ = build_index("fsdd", data_dir, "test")
+    assert labels == [str(d) for d in range(10)]
+    # Index 0-4 of each (digit, speaker) is the official test set: speakers x 10 digits x 5.
+    assert (len(train), len(test)) == (speakers * 10 * (clips_per_speaker - 5), speakers * 10 * 5)
     assert not {e.path for e in train} & {e.path for e in test}
     assert all(int(os.path.basename(e.path).split("_")[2].split(".")[0]) < 5 for e in test)
-    assert all(e.labels == (os.path.basename(e.path)[0],) for e in train)
+    assert all(int(os.path.basename(e.path).split("_")[2].split(".")[0]) >= 5 for e in train)
+    assert all(e.labels == (os.path.basename(e.path)[0],) for e in train + test)
+
+
+def test_fsdd_official_split_on_generated_recordings(fsdd_dir):
+    _check_official_split(str(fsdd_dir), speakers=2, clips_per_speaker=8)
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(FSDD_DIR, "recordings")),
+                    reason=f"checks the real FSDD's split sizes (2700/300); needs it at {FSDD_DIR}/recordings")
+def test_fsdd_real_official_split():
+    _check_official_split(FSDD_DIR, speakers=6, clips_per_speaker=50)
 
 
 def test_folder_with_split_dirs_and_hash_split(tmp_path):

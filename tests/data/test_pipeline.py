@@ -1,17 +1,19 @@
-"""make_dataset and validate_audio on tiny fixtures (and a few real FSDD clips)."""
+"""make_dataset and validate_audio on tiny fixtures (and a few clips in the FSDD layout)."""
 
 import os
 import struct
 import subprocess
 import sys
+import wave
 
 import numpy as np
 import pytest
+import scipy.io.wavfile
 
 from kc2f.data import Example, build_index, get_dataset_spec
 from kc2f.data.pipeline import BadAudioError, make_dataset, steps_per_epoch, validate_audio
 
-from ._fixtures import FSDD_DIR, REPO_ROOT, band_limited_signal, write_float_wav, write_wav
+from ._fixtures import REPO_ROOT, band_limited_signal, write_float_wav, write_wav
 
 SPEC = get_dataset_spec("folder").replace(clip_seconds=0.5, target_frames=48, mixup=0.0)
 CLIP = 8000
@@ -175,14 +177,25 @@ def test_argument_validation(folder):
         make_dataset([], labels, SPEC, batch_size=2, training=True)
 
 
-@pytest.mark.skipif(not os.path.isdir(FSDD_DIR), reason=f"FSDD not found at {FSDD_DIR}")
-def test_real_fsdd_batch():
-    examples, labels = build_index("fsdd", FSDD_DIR, "test")
-    examples = examples[::60]  # 5 real clips
+def test_fsdd_batch(fsdd_dir):
+    examples, labels = build_index("fsdd", fsdd_dir, "test")
+    examples = examples[::20]  # 5 clips, digits 0, 2, 4, 6, 8; 8 kHz, 0.35-1.6 s
     spec = get_dataset_spec("fsdd")
     (features, y), = list(make_dataset(examples, labels, spec, batch_size=8, training=False))
     assert features["waveform"].shape == (5, 10240) and y.shape == (5, 10)
-    assert np.all(features["length"].numpy() <= 10240) and np.all(features["length"].numpy() > 2000)
+    np.testing.assert_array_equal(np.argmax(y.numpy(), axis=1), [int(e.labels[0]) for e in examples])
+    # Evaluation crops at the start: the length is the file's, capped at the 1.28 s clip.
+    frames = []
+    for example in examples:
+        with wave.open(example.path) as f:
+            frames.append(f.getnframes())
+    assert max(frames) > 10240 > min(frames) > 2000  # one clip cropped, others padded
+    np.testing.assert_array_equal(features["length"].numpy(), np.minimum(frames, 10240))
+    for row, (example, n) in enumerate(zip(examples, frames)):
+        n = min(n, 10240)
+        _, data = scipy.io.wavfile.read(example.path)
+        np.testing.assert_allclose(features["waveform"].numpy()[row, :n], data[:n] / 32768.0, atol=1e-6)
+        assert not np.any(features["waveform"].numpy()[row, n:])
 
 
 def test_imports_under_jax_backend():

@@ -78,7 +78,17 @@ def test_stats_ignore_padding_and_match_direct_fbank(tmp_path):
     assert std == pytest.approx(frames.std(), abs=1e-3)
 
 
-@pytest.mark.skipif(not os.path.isdir(FSDD_DIR), reason=f"FSDD not found at {FSDD_DIR}")
+def test_synthetic_registered_stats_agree_with_a_sample(synthetic_dir):
+    spec = get_dataset_spec("synthetic")
+    examples, labels = build_index(spec, synthetic_dir, "train")
+    mean, std = compute_stats(examples[::25], spec, label_names=labels)  # 32 clips, 4 per class
+    assert mean == pytest.approx(spec.mean, abs=0.5)
+    assert std == pytest.approx(spec.std, abs=0.5)
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(FSDD_DIR, "recordings")),
+                    reason=f"checks the registered fsdd mean/std against the real FSDD; needs it at "
+                           f"{FSDD_DIR}/recordings")
 def test_fsdd_registered_stats_agree_with_a_sample():
     spec = get_dataset_spec("fsdd")
     examples, labels = build_index(spec, FSDD_DIR, "train")

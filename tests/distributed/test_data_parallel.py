@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from kc2f.training.distribution import Distribution
-from tests.conftest import FSDD, REPO, backend
+from tests.conftest import REPO, TINY_MODEL, backend
 
 SCRIPT = REPO / "tests" / "distributed" / "_fit_on_two_devices.py"
+# On the embedded synthetic dataset (`data_dir=` the `synthetic_dir` fixture).
 SETS = [
-    "dataset=fsdd", f"data_dir={FSDD.parent}", "method=maxpool", "factors=2,1", "phase_epochs=2,1",
-    "batch_size=8", "max_train_examples=24", "max_eval_examples=9", "hidden_dim=16", "depth=1",
-    "num_heads=1", "warmup_steps=2", "seed=3", "mixup=0.5",
+    "dataset=synthetic", "method=maxpool", "factors=2,1", "phase_epochs=2,1", "batch_size=8",
+    "max_train_examples=24", "max_eval_examples=9", *TINY_MODEL, "seed=3", "mixup=0.5",
 ]
 # JAX draws SpecAugment masks and dropout for the global batch, exactly as one
 # device does. tf.distribute runs the model once per replica with the same
@@ -27,16 +27,15 @@ AUGMENT = {"jax": ["freqm=8", "timem=8", "dropout_rate=0.1"],
            "tensorflow": ["freqm=0", "timem=0", "dropout_rate=0.0"]}
 
 
-@pytest.mark.skipif(not FSDD.exists(), reason=f"FSDD not found at {FSDD}")
 @pytest.mark.skipif(backend() not in AUGMENT, reason="data-parallel runs on jax and tensorflow")
-def test_two_device_data_parallel_fit_matches_single_device(tmp_path):
+def test_two_device_data_parallel_fit_matches_single_device(tmp_path, synthetic_dir):
     import keras
 
     import kc2f.models  # noqa: F401  (registers the model class for load_model)
 
     env = {k: v for k, v in os.environ.items() if k not in ("KC2F_FAULT", "TF_CONFIG", "XLA_FLAGS")}
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path), *SETS, *AUGMENT[backend()]],
+        [sys.executable, str(SCRIPT), str(tmp_path), *SETS, f"data_dir={synthetic_dir}", *AUGMENT[backend()]],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 0, done.stderr[-4000:]

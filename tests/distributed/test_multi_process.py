@@ -13,19 +13,16 @@ import sys
 
 import pytest
 
-from tests.conftest import FSDD, REPO, backend
+from tests.conftest import REPO, TINY_MODEL, backend, cli_sets
 
-pytestmark = [
-    pytest.mark.skipif(not FSDD.exists(), reason=f"FSDD not found at {FSDD}"),
-    pytest.mark.skipif(backend() not in ("jax", "tensorflow"), reason="multi-process runs on jax and tensorflow"),
-]
+pytestmark = pytest.mark.skipif(backend() not in ("jax", "tensorflow"),
+                                reason="multi-process runs on jax and tensorflow")
 
+# On the embedded synthetic dataset (`--data-dir` the `synthetic_dir` fixture).
 ARGS = [
-    "fit", "--dataset", "fsdd", "--data-dir", str(FSDD.parent), "--method", "maxpool",
+    "fit", "--dataset", "synthetic", "--method", "maxpool",
     "--factors", "2,1", "--phase-epochs", "2,2", "--batch-size", "8", "--quiet",
-    "--set", "max_train_examples=24", "--set", "max_eval_examples=8", "--set", "hidden_dim=16",
-    "--set", "depth=1", "--set", "num_heads=1", "--set", "warmup_steps=2",
-    "--set", "freqm=0", "--set", "timem=0",
+    *cli_sets(["max_train_examples=24", "max_eval_examples=8", *TINY_MODEL, "freqm=0", "timem=0"]),
 ]
 TIMEOUT = 420
 
@@ -58,7 +55,7 @@ def _worker_env(index, ports):
     return env
 
 
-def _start_job(run_dir, logs, fault_worker=None, fault=None):
+def _start_job(data_dir, run_dir, logs, fault_worker=None, fault=None):
     ports = _free_ports(2)
     workers = []
     for index in range(2):
@@ -67,7 +64,8 @@ def _start_job(run_dir, logs, fault_worker=None, fault=None):
             env["KC2F_FAULT"] = fault
         log = open(logs / f"worker{index}-{len(list(logs.iterdir()))}.log", "w")
         workers.append(subprocess.Popen(
-            [sys.executable, str(REPO / "tests" / "fault_injection.py"), *ARGS, "--distribute", "data-parallel", "--run-dir", str(run_dir)],
+            [sys.executable, str(REPO / "tests" / "fault_injection.py"), *ARGS, "--data-dir", str(data_dir),
+             "--distribute", "data-parallel", "--run-dir", str(run_dir)],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
         ))
         workers[-1].log_path = log.name
@@ -83,9 +81,10 @@ def _history(run_dir):
     return json.loads((run_dir / "history.json").read_text())
 
 
-def test_two_workers_killed_mid_run_resume_and_finish(tmp_path):
+def test_two_workers_killed_mid_run_resume_and_finish(tmp_path, synthetic_dir):
     reference = tmp_path / "reference"
-    done = subprocess.run([sys.executable, "-m", "kc2f.cli", *ARGS, "--run-dir", str(reference)],
+    done = subprocess.run([sys.executable, "-m", "kc2f.cli", *ARGS, "--data-dir", str(synthetic_dir),
+                           "--run-dir", str(reference)],
                           cwd=REPO, env=_base_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -93,7 +92,7 @@ def test_two_workers_killed_mid_run_resume_and_finish(tmp_path):
     logs.mkdir()
     # Worker 1 dies (SIGKILL) right after training epoch 3, in phase 2. The chief
     # then waits in vain on its peer; the job is torn down as a scheduler would.
-    chief, victim = _start_job(run, logs, fault_worker=1, fault="epoch:3")
+    chief, victim = _start_job(synthetic_dir, run, logs, fault_worker=1, fault="epoch:3")
     assert victim.wait(timeout=TIMEOUT) == -signal.SIGKILL, _output(victim)[-3000:]
     chief.kill()
     chief.wait(timeout=60)
@@ -101,7 +100,7 @@ def test_two_workers_killed_mid_run_resume_and_finish(tmp_path):
     epochs_before = len(_history(run))
     assert 2 <= epochs_before <= 3, epochs_before
 
-    workers = _start_job(run, logs)
+    workers = _start_job(synthetic_dir, run, logs)
     for worker in workers:
         assert worker.wait(timeout=TIMEOUT) == 0, _output(worker)[-4000:]
     chief_log, other_log = (_output(w) for w in workers)

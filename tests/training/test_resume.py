@@ -8,25 +8,25 @@ import sys
 
 import pytest
 
-from tests.conftest import FSDD, REPO
-
-pytestmark = pytest.mark.skipif(not FSDD.exists(), reason=f"FSDD not found at {FSDD}")
-
-COMMON = [
-    "fit", "--dataset", "fsdd", "--data-dir", str(FSDD.parent), "--method", "maxpool",
-    "--factors", "2,1", "--phase-epochs", "2,2", "--batch-size", "8", "--quiet",
-    "--set", "max_train_examples=24", "--set", "max_eval_examples=8", "--set", "hidden_dim=16",
-    "--set", "depth=1", "--set", "num_heads=1", "--set", "warmup_steps=2",
-]
+from tests.conftest import REPO, TINY_MODEL, cli_sets
 
 
-def _fit(run_dir, fault=None):
+def _args(data_dir):
+    """A tiny 2-phase fit on the embedded synthetic dataset (8 classes, 16 kHz, 1.28 s)."""
+    return [
+        "fit", "--dataset", "synthetic", "--data-dir", str(data_dir), "--method", "maxpool",
+        "--factors", "2,1", "--phase-epochs", "2,2", "--batch-size", "8", "--quiet",
+        *cli_sets(["max_train_examples=24", "max_eval_examples=8", *TINY_MODEL]),
+    ]
+
+
+def _fit(data_dir, run_dir, fault=None):
     env = dict(os.environ)
     env.pop("KC2F_FAULT", None)
     if fault:
         env["KC2F_FAULT"] = fault
     return subprocess.run(
-        [sys.executable, str(REPO / "tests" / "fault_injection.py"), *COMMON, "--run-dir", str(run_dir)],
+        [sys.executable, str(REPO / "tests" / "fault_injection.py"), *_args(data_dir), "--run-dir", str(run_dir)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )
 
@@ -35,17 +35,17 @@ def _history(run_dir):
     return json.loads((run_dir / "history.json").read_text())
 
 
-def test_sigkill_in_each_phase_and_during_a_checkpoint_write_resumes(tmp_path):
+def test_sigkill_in_each_phase_and_during_a_checkpoint_write_resumes(tmp_path, synthetic_dir):
     reference = tmp_path / "reference"
-    done = _fit(reference)
+    done = _fit(synthetic_dir, reference)
     assert done.returncode == 0, done.stderr[-3000:]
 
     run = tmp_path / "killed"
     for fault, epochs_committed in (("epoch:1", 0), ("checkpoint:2", 1), ("epoch:3", 2)):
-        killed = _fit(run, fault)
+        killed = _fit(synthetic_dir, run, fault)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
         assert len(_history(run)) == epochs_committed if epochs_committed else not (run / "state.json").exists()
-    finished = _fit(run)
+    finished = _fit(synthetic_dir, run)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "Resuming" in finished.stdout
 
@@ -59,5 +59,5 @@ def test_sigkill_in_each_phase_and_during_a_checkpoint_write_resumes(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs_trained"] == 4
     # Re-running a finished run does nothing.
-    again = _fit(run)
+    again = _fit(synthetic_dir, run)
     assert again.returncode == 0 and "already finished" in again.stdout
