@@ -48,6 +48,28 @@ def backend():
     return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
+def write_run(path, *, config=None, history=None, summary=None, labels=None):
+    """Writes the files of a kc2f run directory through `RunDirectory`; returns the path.
+
+    Args:
+        path: the run directory (created).
+        config, history, summary, labels: written when given (`config.json`,
+            `history.json`/`.csv`, `summary.json`, `labels.json`).
+    """
+    from kc2f.training.run_directory import RunDirectory
+
+    run = RunDirectory(path).create()
+    if config is not None:
+        run.write_config(config)
+    if history is not None:
+        run.write_history(history)
+    if summary is not None:
+        run.write_summary(summary)
+    if labels is not None:
+        run.write_labels(labels)
+    return run.path
+
+
 def write_wav(path, x, rate, width=2):
     """PCM WAV, `x` float (frames,) or (frames, channels) in [-1, 1]; width 1/2/3/4 bytes."""
     path = str(path)

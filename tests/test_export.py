@@ -21,7 +21,7 @@ from kc2f.export import export_run, read_labels
 from kc2f.inference import scores_from_logits
 from kc2f.models import AudioSpectrogramTransformer
 
-from tests.conftest import backend
+from tests.conftest import backend, write_run
 
 SAMPLE_RATE = 8000  # the "fsdd" recipe's rate; tiny and fast
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -51,8 +51,7 @@ def make_run_dir(path, dataset="fsdd", labels=DIGITS, method="maxpool", train=Tr
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         model.fit(x, y, epochs=1, batch_size=8, verbose=0)
     model.save(path / "model.keras")
-    (path / "config.json").write_text(json.dumps({"dataset": dataset, "method": method, "factors": [1]}))
-    (path / "labels.json").write_text(json.dumps(list(labels)))
+    write_run(path, config={"dataset": dataset, "method": method, "factors": [1]}, labels=list(labels))
     return path, model
 
 

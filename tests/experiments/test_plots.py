@@ -1,6 +1,5 @@
 """`kc2f plot` / make_plots: three valid, non-blank PNG files from synthetic histories."""
 
-import json
 
 import numpy as np
 import pytest
@@ -12,12 +11,12 @@ import matplotlib.image  # noqa: E402
 
 from kc2f.commands.plot import plot as plot_command  # noqa: E402
 from kc2f.experiments.plots import PLOTS, make_plots  # noqa: E402
+from tests.conftest import write_run  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _write_run(run_dir, method, factors, epochs=6):
-    run_dir.mkdir(parents=True)
     rows, flops, seconds = [], 0.0, 0.0
     initial = 0 if factors == [1] else 2 * (len(factors) - 1)
     for epoch in range(1, epochs + 1):
@@ -32,10 +31,8 @@ def _write_run(run_dir, method, factors, epochs=6):
             "train_seconds": train_seconds, "eval_seconds": 0.5, "epoch_flops": 2e12 / factor,
             "cumulative_flops": flops, "cumulative_seconds": seconds,
         })
-    (run_dir / "history.json").write_text(json.dumps(rows))
-    (run_dir / "config.json").write_text(json.dumps({"method": method, "factors": factors}))
-    (run_dir / "summary.json").write_text(json.dumps({"metric": "mAP"}))
-    return run_dir
+    return write_run(run_dir, config={"method": method, "factors": factors}, history=rows,
+                     summary={"metric": "mAP"})
 
 
 @pytest.fixture

@@ -1,16 +1,13 @@
 """Table 2/3 arithmetic against hand-computed values on synthetic histories."""
 
-import json
 
 import pytest
 
 from kc2f.experiments.report import build_report, format_csv, format_text
+from tests.conftest import write_run
 
 
 def _write_run(path, config, rows):
-    path.mkdir()
-    (path / "config.json").write_text(json.dumps(config))
-    (path / "summary.json").write_text(json.dumps({"metric": "accuracy"}))
     history = []
     flops = seconds = 0.0
     for epoch, (factor, metric, epoch_flops, epoch_seconds) in enumerate(rows, 1):
@@ -18,8 +15,7 @@ def _write_run(path, config, rows):
         seconds += epoch_seconds
         history.append(dict(epoch=epoch, factor=factor, val_metric=metric,
                             cumulative_flops=flops, cumulative_seconds=seconds))
-    (path / "history.json").write_text(json.dumps(history))
-    return path
+    return write_run(path, config=config, history=history, summary={"metric": "accuracy"})
 
 
 @pytest.fixture
