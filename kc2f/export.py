@@ -232,12 +232,10 @@ def _export(model_path, labels, metadata, out_dir, factor, format):
     """Loads `model_path`, writes the export into the existing `out_dir`; returns a summary."""
     # Deferred: Keras and its backend take seconds to import, and `export_run` may hand the
     # work to a child process with the TensorFlow backend instead (see the module docstring).
-    import keras
-
-    from kc2f.families import family_of  # also registers the kc2f classes for deserialisation
+    from kc2f.families import family_of, load_model
 
     out_dir = pathlib.Path(out_dir)
-    model = keras.saving.load_model(model_path, compile=False)
+    model = load_model(model_path)
     if getattr(model, "num_classes", None) != len(labels):
         raise ValueError(
             f"{model_path} has {getattr(model, 'num_classes', '?')} outputs but its label file lists "

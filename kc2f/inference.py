@@ -46,10 +46,12 @@ class Predictor:
         span_seconds: the longest window the model sees entirely: its fbank
             covers `(target_frames - 1) * shift + frame_length`.
         factor: compression factor the model runs at.
+        frame_length_ms: the fbank's frame length; a clip shorter than one
+            frame gives the model nothing to score.
     """
 
     def __init__(self, kind, path, labels, sample_rate, multilabel, clip_seconds, span_seconds, factor,
-                 logits_fn):
+                 logits_fn, frame_length_ms=25.0):
         self.kind = kind
         self.path = str(path)
         self.labels = list(labels)
@@ -58,7 +60,13 @@ class Predictor:
         self.clip_seconds = float(clip_seconds)
         self.span_seconds = float(span_seconds)
         self.factor = int(factor)
+        self.frame_length_ms = float(frame_length_ms)
         self._logits_fn = logits_fn
+
+    @property
+    def min_samples(self):
+        """Samples of one fbank frame: the shortest clip the model can score."""
+        return int(round(self.frame_length_ms * self.sample_rate / 1000.0))
 
     def scores(self, waveform, length):
         """Scores of a batch of windows.
@@ -169,12 +177,9 @@ def _load_keras(kind, path, labels, factor, multilabel, clip_seconds):
     # Deferred: Keras and its backend take seconds to import; a SavedModel needs neither.
     import keras
 
-    from kc2f.families import family_of  # also registers the kc2f classes for deserialisation
+    from kc2f.families import family_of, load_model
 
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as error:  # noqa: BLE001  (a damaged zip or config raises many types)
-        raise ValueError(f"Cannot load the Keras model {path}: {error}") from None
+    model = load_model(path)
     if not hasattr(model, "target_frames"):
         raise ValueError(f"{path} is not a kc2f AudioSpectrogramTransformer ({type(model).__name__}).")
     if model.num_classes != len(labels):
@@ -193,7 +198,7 @@ def _load_keras(kind, path, labels, factor, multilabel, clip_seconds):
         return keras.ops.convert_to_numpy(out)
 
     return Predictor(kind, path, labels, model.sample_rate, multilabel, clip_seconds, span, model.factor,
-                     logits_fn)
+                     logits_fn, frame_length_ms=model.frame_length_ms)
 
 
 def _load_saved_model(path, labels, factor, multilabel):
@@ -235,6 +240,7 @@ def _load_saved_model(path, labels, factor, multilabel):
         "saved_model", path, labels, metadata["sample_rate"],
         metadata["multilabel"] if multilabel is None else multilabel,
         metadata["clip_seconds"], span, metadata["factor"], logits_fn,
+        frame_length_ms=metadata["frame_length_ms"],
     )
 
 
@@ -355,6 +361,11 @@ def predict_files(model_ref, files, window=None, hop=None, aggregate="mean", top
                 "aggregate": aggregate,
                 "top": _top(total, predictor.labels, k),
             }
+            if len(audio) < predictor.min_samples:
+                result["warning"] = (
+                    f"{file}: only {len(audio)} samples ({len(audio) / rate * 1000:.1f} ms), shorter than one "
+                    f"fbank frame ({predictor.min_samples} samples): its scores carry no information"
+                )
             if per_window:
                 result["per_window"] = [
                     {

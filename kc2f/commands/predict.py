@@ -55,6 +55,8 @@ def predict(ctx, model, files, labels_file, window, hop, aggregate, top_k, facto
     from kc2f.inference import predict_files
 
     def show(result):
+        if "warning" in result:
+            click.echo(f"Warning: {result['warning']}", err=True)
         if as_json:
             if "error" in result:
                 click.echo(f"Error: {result['error']}", err=True)

@@ -478,6 +478,8 @@ def read_audio(path):
         AudioError: missing, empty, unreadable or corrupt file.
     """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise AudioError(path, "is a directory, not an audio file")
     if not os.path.isfile(path):
         raise AudioError(path, "file does not exist")
     with open(path, "rb") as f:

@@ -31,7 +31,7 @@ def _labels(runs):
 
 
 def _is_baseline(run):
-    return run_name(run) == "baseline"
+    return run_name(run).startswith("baseline")
 
 
 def _metric_plot(runs, labels, baseline, metric, x_key, x_label, x_scale, path):

@@ -12,15 +12,25 @@ def load_run(run_dir):
     history = run.read_history()
     config = run.read_config() if run.has(run.CONFIG) else {}
     summary = run.read_summary() or {}
-    return {"run_dir": str(run), "history": history, "config": config, "summary": summary}
+    return {"run_dir": str(run), "history": history, "config": config, "summary": summary,
+            "finished": run.is_finished()}
 
 
 def run_name(run):
     config = run["config"]
     factors = config.get("factors") or sorted({row["factor"] for row in run["history"]}, reverse=True)
     if list(factors) == [1]:
-        return "baseline"
-    return f"{config.get('method', '?')} {'→'.join(str(f) for f in factors)}"
+        name = "baseline"
+    else:
+        name = f"{config.get('method', '?')} {'→'.join(str(f) for f in factors)}"
+    if not run.get("finished", True):
+        name += f" (unfinished, {len(run['history'])} epochs)"
+    return name
+
+
+def _factors(run):
+    factors = run["config"].get("factors")
+    return list(factors) if factors else sorted({row["factor"] for row in run["history"]}, reverse=True)
 
 
 def _best(history):
@@ -78,10 +88,15 @@ def table3_row(run, baseline):
 def build_report(run_dirs, baseline_dir):
     """Table 2 and Table 3 rows of `run_dirs` against `baseline_dir`."""
     baseline = load_run(baseline_dir)
+    if _factors(baseline) != [1]:
+        raise ValueError(
+            f"--baseline {baseline_dir} is not a baseline run (factors {_factors(baseline)}); "
+            "give a run trained with --factors 1."
+        )
     runs = [load_run(d) for d in run_dirs]
     return {
         "metric": baseline["summary"].get("metric", "metric"),
-        "baseline": table3_row(baseline, baseline) | {"name": "baseline"},
+        "baseline": table3_row(baseline, baseline) | {"name": run_name(baseline)},
         "table2": [table2_row(run, baseline) for run in runs],
         "table3": [table3_row(run, baseline) for run in runs],
     }
@@ -91,7 +106,8 @@ def format_text(report, metric_name="metric", scale=100.0):
     """The two tables as Markdown, metric in percent (as the paper prints them)."""
     out = io.StringIO()
     base = report["baseline"]
-    out.write(f"Baseline: {metric_name} {scale * base['best_metric']:.2f} at epoch {base['epoch']}\n\n")
+    note = "" if base["name"] == "baseline" else f" [{base['name']}]"
+    out.write(f"Baseline{note}: {metric_name} {scale * base['best_metric']:.2f} at epoch {base['epoch']}\n\n")
     out.write("Table 2 (budget: stop at the baseline's best)\n\n")
     out.write(f"| run | {metric_name} (Δ) | FLOPs save % | time save % | epoch |\n|---|---|---|---|---|\n")
     for row in report["table2"]:

@@ -11,8 +11,15 @@ conversion that go with it.
 """
 
 from kc2f.families.ast_family import AstFamily
-from kc2f.families.model_family import ModelFamily, family_names, family_of, get_family, register_family
+from kc2f.families.model_family import (
+    ModelFamily,
+    family_names,
+    family_of,
+    get_family,
+    load_model,
+    register_family,
+)
 
 register_family(AstFamily())
 
-__all__ = ["AstFamily", "ModelFamily", "family_names", "family_of", "get_family", "register_family"]
+__all__ = ["AstFamily", "ModelFamily", "family_names", "family_of", "get_family", "load_model", "register_family"]

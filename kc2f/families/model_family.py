@@ -143,6 +143,15 @@ def family_names():
     return tuple(_FAMILIES)
 
 
+def load_model(path):
+    """A kc2f `.keras` model for inference; ValueError naming the file, in one line, when it cannot load."""
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001  (a damaged zip or config raises many types)
+        detail = (str(error).strip().splitlines() or [""])[0]
+        raise ValueError(f"Cannot load the Keras model {path}: {type(error).__name__}: {detail}") from None
+
+
 def family_of(model):
     """The family whose `model_classes` include `model`'s class."""
     for family in _FAMILIES.values():

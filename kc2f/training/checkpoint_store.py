@@ -1,11 +1,22 @@
-"""Atomic, resumable checkpoints of a run: model, optimizer and run state."""
+"""Atomic, verified, resumable checkpoints of a run: model, optimizer and run state."""
 
+import hashlib
+import json
 import os
 import shutil
+import zipfile
 
 import numpy as np
 
-from kc2f.training.run_directory import RunDirectory, fsync_directory
+from kc2f.training.run_directory import RunDirectory, fsync_directory, write_json_atomic
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.npz"
+OPTIMIZER_FILE = "optimizer.npz"
+SNAPSHOT_FILE = "state.json"  # inside each checkpoint: the run state it belongs to
+PREFIX = "epoch-"
+# What a damaged .npz raises when opened or read.
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
 
 
 def _save_arrays(path, variables):
@@ -17,74 +28,173 @@ def _save_arrays(path, variables):
         os.fsync(handle.fileno())
 
 
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _load_arrays(path, variables, what):
-    with np.load(path) as data:
-        count = len(data.files) - 1
-        if count != len(variables):
-            raise ValueError(
-                f"Checkpoint {path} holds {count} {what} variables, the model has "
-                f"{len(variables)}: it was written by a different configuration."
-            )
-        for i, variable in enumerate(variables):
-            value = data[f"{i:05d}"]
-            if tuple(value.shape) != tuple(variable.shape):
+    try:
+        with np.load(path) as data:
+            count = len(data.files) - 1
+            if count != len(variables):
                 raise ValueError(
-                    f"Checkpoint {path}: {what} variable {variable.path} has shape "
-                    f"{tuple(variable.shape)} but the checkpoint holds {value.shape}."
+                    f"Checkpoint {path} holds {count} {what} variables, the model has "
+                    f"{len(variables)}: it was written by a different configuration."
                 )
-            variable.assign(value)
+            values = [data[f"{i:05d}"] for i in range(count)]
+    except ValueError:
+        raise
+    except _READ_ERRORS as error:
+        raise ValueError(f"Checkpoint file {path} cannot be read ({type(error).__name__}: {error}).") from None
+    for variable, value in zip(variables, values):
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(
+                f"Checkpoint {path}: {what} variable {variable.path} has shape "
+                f"{tuple(variable.shape)} but the checkpoint holds {value.shape}."
+            )
+    for variable, value in zip(variables, values):
+        variable.assign(value)
 
 
 class CheckpointStore:
-    """Keeps a run's checkpoints (`RunDirectory.checkpoints`) and its committed state.
+    """Keeps a run's checkpoints (`RunDirectory.checkpoints`) and commits its state.
 
-    A checkpoint is written into a temporary directory, flushed, and renamed into
-    place; only then does `state.json` (replaced atomically) point to it. A kill
-    at any moment therefore leaves either the previous consistent state or the
-    new one, and `load_state` never sees a half-written checkpoint. Old
-    checkpoints other than the latest and the best are removed afterwards.
+    A checkpoint `epoch-NNNN/` holds `model.npz`, `optimizer.npz` and
+    `state.json`, the run state of that epoch. It is written into a temporary
+    directory, flushed and renamed into place; only then is the run's
+    `state.json` replaced (atomically) by that state plus the checkpoint's name
+    and the SHA-256 of its files. That replacement is the epoch's one commit: a
+    kill at any moment leaves the previous commit or the new one, and every
+    other file (history, TensorBoard) is derived from it. The last
+    `keep_last` checkpoints and the best one are kept, so that a damaged or
+    missing latest checkpoint falls back to an older valid one
+    (`newest_valid`).
 
     Args:
         run: the `RunDirectory` (or its path).
+        keep_last: how many of the newest checkpoints to keep (>= 1), besides
+            the best.
     """
 
-    def __init__(self, run):
+    def __init__(self, run, keep_last=2):
+        if not isinstance(keep_last, int) or keep_last < 1:
+            raise ValueError(f"keep_last must be an integer >= 1. Received: keep_last={keep_last!r}")
         self.run = run if isinstance(run, RunDirectory) else RunDirectory(run)
         self.directory = self.run.checkpoints
+        self.keep_last = keep_last
 
     def load_state(self):
-        """The last committed run state, or `None` for a new run."""
+        """The last committed run state, or `None` for a new run (ValueError naming a damaged file)."""
         return self.run.read_state()
 
-    def save(self, name, model, optimizer, state, keep=()):
-        """Writes checkpoint `name` (model + optimizer variables) and commits `state`."""
+    @staticmethod
+    def name(epoch):
+        return f"{PREFIX}{epoch:04d}"
+
+    def save(self, name, model, optimizer, state, best=None):
+        """Writes checkpoint `name` (model + optimizer variables), commits `state`, prunes old ones.
+
+        Args:
+            name: `CheckpointStore.name(epoch)`.
+            model: the model (its `variables`).
+            optimizer: the optimizer, or `None` (the next phase starts a fresh one).
+            state: the run state to commit (JSON-serialisable dict).
+            best: the name of the best checkpoint, kept whatever its age.
+
+        Raises:
+            OSError: a write failed (full disk, read-only directory); the
+                temporary directory is removed and the previous commit stands.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / f".tmp-{name}-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        _save_arrays(tmp / "model.npz", model.variables)
-        _save_arrays(tmp / "optimizer.npz", optimizer.variables if optimizer is not None else [])
-        fsync_directory(tmp)
-        final = self.directory / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
+        try:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir()
+            _save_arrays(tmp / MODEL_FILE, model.variables)
+            _save_arrays(tmp / OPTIMIZER_FILE, optimizer.variables if optimizer is not None else [])
+            checksums = {MODEL_FILE: _sha256(tmp / MODEL_FILE), OPTIMIZER_FILE: _sha256(tmp / OPTIMIZER_FILE)}
+            committed = {**state, "format_version": FORMAT_VERSION, "checkpoint": name, "checksums": checksums}
+            write_json_atomic(tmp / SNAPSHOT_FILE, committed)
+            fsync_directory(tmp)
+            final = self.directory / name
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         fsync_directory(self.directory)
-        self.run.write_state({**state, "checkpoint": name})
-        self._prune(keep=set(keep) | {name})
+        self.run.write_state(committed)
+        self._prune(keep={name} | ({best} if best else set()))
+        return committed
+
+    def problem(self, state):
+        """Why the checkpoint `state` points to cannot be restored, or `None` if it can."""
+        name = state.get("checkpoint")
+        if not name:
+            return f"{self.run.file(RunDirectory.STATE)} names no checkpoint"
+        folder = self.directory / name
+        for file_name, expected in (state.get("checksums") or {}).items():
+            path = folder / file_name
+            if not path.is_file():
+                return f"{path} is missing"
+            if _sha256(path) != expected:
+                return f"{path} is damaged (checksum mismatch)"
+        for file_name in (MODEL_FILE, OPTIMIZER_FILE):
+            if not (folder / file_name).is_file():
+                return f"{folder / file_name} is missing"
+        return None
+
+    def newest_valid(self):
+        """`(state, skipped)`: the newest checkpoint that verifies, with its own run state.
+
+        `skipped` lists why newer ones were passed over. `state` is `None` when
+        no checkpoint verifies.
+        """
+        skipped = []
+        names = sorted((p.name for p in self.directory.glob(f"{PREFIX}*") if p.is_dir()), reverse=True) \
+            if self.directory.is_dir() else []
+        for name in names:
+            snapshot = self.directory / name / SNAPSHOT_FILE
+            try:
+                state = json.loads(snapshot.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                skipped.append(f"{snapshot} cannot be read ({type(error).__name__})")
+                continue
+            if not isinstance(state, dict) or state.get("checkpoint") != name:
+                skipped.append(f"{snapshot} does not describe {name}")
+                continue
+            problem = self.problem(state)
+            if problem:
+                skipped.append(problem)
+                continue
+            return state, skipped
+        return None, skipped
 
     def restore_model(self, name, model):
-        _load_arrays(self.directory / name / "model.npz", model.variables, "model")
+        _load_arrays(self.directory / name / MODEL_FILE, model.variables, "model")
 
     def restore_optimizer(self, name, optimizer, trainable_variables):
         optimizer.build(trainable_variables)
-        _load_arrays(self.directory / name / "optimizer.npz", optimizer.variables, "optimizer")
+        _load_arrays(self.directory / name / OPTIMIZER_FILE, optimizer.variables, "optimizer")
 
     def path(self, name):
         return self.directory / name
 
+    def bytes_needed(self, model, optimizer_slots=2):
+        """Disk space one checkpoint of `model` takes, with `optimizer_slots` arrays per weight (Adam: 2)."""
+        model_bytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.variables)
+        trainable = sum(int(np.prod(v.shape)) * 4 for v in model.trainable_variables)
+        return model_bytes + optimizer_slots * trainable
+
     def _prune(self, keep):
-        for entry in self.directory.iterdir():
-            if entry.name not in keep:
-                shutil.rmtree(entry, ignore_errors=True)
+        names = sorted(p.name for p in self.directory.glob(f"{PREFIX}*") if p.is_dir())
+        keep = set(keep) | set(names[-self.keep_last:])
+        for name in names:
+            if name not in keep:
+                shutil.rmtree(self.directory / name, ignore_errors=True)

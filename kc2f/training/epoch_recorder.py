@@ -3,6 +3,7 @@
 import keras
 
 from kc2f.training.phase_optimizer import current_learning_rate
+from kc2f.training.run_error import RunError
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -87,5 +88,14 @@ class EpochRecorder(keras.callbacks.Callback):
         }
         # After a phase's last epoch the next phase compiles a fresh optimizer anyway.
         optimizer = None if state.phase_ended else model.optimizer
-        self.store.save(f"epoch-{epoch + 1:04d}", model, optimizer, committed)
-        self.run.write_history(state.history)
+        done = epoch  # epochs committed before this one
+        try:
+            self.store.save(self.store.name(epoch + 1), model, optimizer, committed,
+                            best=self.store.name(committed["best_epoch"]))
+            done = epoch + 1
+            self.run.write_history(state.history)
+        except OSError as error:
+            raise RunError(
+                f"Cannot write the checkpoint of epoch {epoch + 1} in {self.run}: {error.strerror or error}. "
+                f"{done} epoch(s) committed; free space (or fix the folder) and run the same command to resume."
+            ) from None

@@ -2,10 +2,8 @@
 
 import time
 
-import keras
-
 from kc2f.data import manifest, pipeline, registry
-from kc2f.families import family_of
+from kc2f.families import family_of, load_model
 from kc2f.training.epoch_evaluator import predict_scores
 from kc2f.training.metrics import compute_metrics
 from kc2f.training.preparation import subset_examples
@@ -13,8 +11,8 @@ from kc2f.training.run_directory import RunDirectory
 
 
 def load_run_model(run_dir):
-    """The trained model of a run directory (`model.keras`)."""
-    return keras.saving.load_model(RunDirectory(run_dir).require_model(), compile=False)
+    """The trained model of a run directory (`model.keras`); ValueError naming a damaged file."""
+    return load_model(RunDirectory(run_dir).require_model())
 
 
 def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=None):

@@ -11,15 +11,17 @@ import dataclasses
 import os
 import pathlib
 import random
+import shutil
 
 from kc2f.data import manifest, pipeline, registry
 from kc2f.data.stats import compute_stats
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
 
-# Options that may differ when a run is resumed: how bad clips are reported, and
-# the device layout (the global batch, not the device count, defines the run).
-RESUME_FREE = ("on_bad_audio", "distribute")
+# Options that may differ when a run is resumed: how bad clips are reported, the
+# device layout (the global batch, not the device count, defines the run) and how
+# many checkpoints are kept.
+RESUME_FREE = ("on_bad_audio", "distribute", "keep_checkpoints")
 
 
 @dataclasses.dataclass
@@ -64,6 +66,11 @@ def resolve(config):
         # Absolute, so that resuming from another working directory is the same run.
         changes["data_dir"] = os.path.abspath(os.path.expanduser(config.data_dir))
     if config.phase_epochs is not None:
+        if config.epochs is not None and config.epochs != sum(config.phase_epochs):
+            raise RunError(
+                f"--phase-epochs {','.join(map(str, config.phase_epochs))} add up to "
+                f"{sum(config.phase_epochs)} epochs, not --epochs {config.epochs}: give one, or make them agree."
+            )
         changes["epochs"] = sum(config.phase_epochs)
     resolved = config.replace(**changes)
     if (resolved.mean is None) != (resolved.std is None):
@@ -80,16 +87,59 @@ def default_run_dir(config):
     return pathlib.Path("runs") / f"{config.dataset}-{method}-{factors}-s{config.seed}"
 
 
-def check_resume(run, config, log=print):
-    """The committed state of `run`, `None` for a new run.
+def check_resume(run, config, store, log=print, commit=True):
+    """The committed state to resume `run` from, `None` for a new run; call it holding the lock.
 
-    Raises `RunError` when the directory holds a run with other options.
+    A damaged or missing latest checkpoint, or a damaged `state.json`, falls
+    back to the newest checkpoint that verifies (its own run state is
+    committed again, with a warning naming the bad file). A directory with
+    files but no commit, or holding a run with other options, is refused.
+
+    Raises:
+        RunError: the directory cannot be resumed with `config`; the message
+            names the file or option and what to do.
     """
-    state = run.read_state()
-    if state is None:
+    try:
+        state = run.read_state()
+        problem = store.problem(state) if state is not None else None
+    except ValueError as error:  # state.json damaged
+        state, problem = None, str(error)
+    if state is None and problem is None:
+        found = run.unexpected_entries()
+        if found:
+            raise RunError(
+                f"Run directory {run} holds {', '.join(found)} but no {run.STATE}: it is not a kc2f run "
+                "that can be resumed. Remove those files or choose another --run-dir."
+            )
+        if run.has(run.CONFIG):
+            _check_same_config(run, config)  # a run killed before its first commit
+        uncommitted = run.checkpoints / run.FIRST_CHECKPOINT
+        if commit and uncommitted.is_dir():
+            shutil.rmtree(uncommitted)
+            log(f"Removed {uncommitted}: written, but killed before its epoch was committed.")
         return None
-    # An option added to kc2f after the run started counts as its default.
-    saved = {**type(config)().to_dict(), **run.read_config()}
+    if problem is not None:
+        fallback, skipped = store.newest_valid()
+        if fallback is None:
+            raise RunError(
+                f"Cannot resume {run}: {problem}, and no checkpoint verifies"
+                f"{' (' + '; '.join(skipped) + ')' if skipped else ''}. Move the run directory away to start over."
+            )
+        log(f"Warning: {problem}; resuming from {fallback['checkpoint']} instead "
+            f"(epoch {len(fallback['history'])}).")
+        if commit:
+            run.write_state(fallback)
+        state = fallback
+    _check_same_config(run, config)
+    return state
+
+
+def _check_same_config(run, config):
+    try:
+        # An option added to kc2f after the run started counts as its default.
+        saved = {**type(config)().to_dict(), **run.read_config()}
+    except ValueError as error:
+        raise RunError(f"Cannot resume {run}: {error}") from None
     current = config.to_dict()
     changed = {k: (saved.get(k), current.get(k)) for k in set(saved) | set(current)
                if k not in RESUME_FREE and saved.get(k) != current.get(k)}
@@ -99,20 +149,24 @@ def check_resume(run, config, log=print):
             f"Run directory {run} holds a run with another configuration ({lines}). "
             "Resume it with the same options, or choose another --run-dir."
         )
-    return state
 
 
 def baseline_target(config, spec, log=print):
     """The metric that ends the final phase: `--target`, or the `--baseline` run's best."""
     if config.baseline is None:
         return config.target
+    baseline = RunDirectory(config.baseline)
     try:
-        state = RunDirectory(config.baseline).read_state()
+        history = baseline.read_history()
+        factors = baseline.read_config().get("factors")
     except ValueError as error:
         raise RunError(f"--baseline {config.baseline}: {error}") from None
-    if not state or not state.get("history"):
-        raise RunError(f"Baseline run {config.baseline} has no completed epoch (no {config.baseline}/state.json).")
-    target = max(row["val_metric"] for row in state["history"])
+    if factors is not None and list(factors) != [1]:
+        raise RunError(
+            f"--baseline {config.baseline} is not a baseline run (factors {list(factors)}); "
+            "give a run trained with --factors 1."
+        )
+    target = max(row["val_metric"] for row in history)
     log(f"Budget mode: stop the final phase at {spec.metric} >= {target:.4f} (baseline {config.baseline}).")
     return target
 

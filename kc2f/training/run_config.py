@@ -104,6 +104,7 @@ class RunConfig:
     cache: bool = _option(False, "cache decoded audio in memory (small datasets)", bool)
     max_train_examples: int = _option(None, "use only N training clips (a seeded sample)", int, nullable=True)
     max_eval_examples: int = _option(None, "use only N evaluation clips (a seeded sample)", int, nullable=True)
+    keep_checkpoints: int = _option(2, "newest checkpoints kept (besides the best) to fall back to", int)
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -128,6 +129,8 @@ class RunConfig:
                 f"Option 'preset' must be one of {tuple(sorted(family.presets))} for model "
                 f"'{self.model}'. Received: preset={self.preset!r}"
             )
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"Option 'keep_checkpoints' must be >= 1. Received: keep_checkpoints={self.keep_checkpoints}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"Option 'batch_size' must be >= 1. Received: batch_size={self.batch_size}")
 

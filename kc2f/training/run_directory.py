@@ -3,8 +3,9 @@
     config.json          resolved options (`RunConfig.to_dict()`)
     labels.json          class names, in output order
     history.json/.csv    one row per epoch (`HISTORY_FIELDS`, then any val_* metric)
-    state.json           the last committed epoch: history, counters, checkpoint name
-    checkpoints/         model + optimizer variables per kept epoch
+    state.json           the commit: the last epoch's history, counters, checkpoint name and checksums
+    checkpoints/         model + optimizer variables and the run state of each kept epoch
+    .lock                the writing process's lock (pid and host)
     tensorboard/         scalar event files
     model.keras          the finished run's inference model
     summary.json         the finished run's summary
@@ -12,13 +13,17 @@
 Trainer, evaluation, reports, plots, sweeps, export and inference read and
 write a run through `RunDirectory`. Every JSON file is replaced atomically
 (written to a temporary file, flushed, renamed), and reading a missing or
-malformed file raises `ValueError` naming the file.
+malformed file raises `ValueError` naming the file. `state.json` is the only
+commit point of an epoch: the history files are views of it, rewritten from
+it after every commit and at every start, and `read_history` reads the
+committed history.
 """
 
 import csv
 import json
 import os
 import pathlib
+import shutil
 
 HISTORY_FIELDS = (
     "epoch", "phase", "factor", "tokens", "loss", "val_metric", "lr", "samples",
@@ -77,6 +82,10 @@ class RunDirectory:
     MODEL = "model.keras"
     CHECKPOINTS = "checkpoints"
     TENSORBOARD = "tensorboard"
+    LOCK = ".lock"
+    # What a run directory holds before its first commit (a run killed in its first epoch).
+    BEFORE_FIRST_COMMIT = (CONFIG, LABELS, TENSORBOARD, LOCK, CHECKPOINTS)
+    FIRST_CHECKPOINT = "epoch-0001"
 
     def __init__(self, path):
         self.path = pathlib.Path(path)
@@ -102,12 +111,72 @@ class RunDirectory:
     def tensorboard(self):
         return self.path / self.TENSORBOARD
 
+    @property
+    def lock_path(self):
+        return self.path / self.LOCK
+
     def create(self):
         self.path.mkdir(parents=True, exist_ok=True)
         return self
 
     def has(self, name):
         return (self.path / name).is_file()
+
+    def stale_temporaries(self):
+        """Temporary files and folders of interrupted writes (`.x.PID.tmp`, `.model.PID.keras`, `.tmp-*`)."""
+        found = list(self.path.glob(".*.tmp")) + list(self.path.glob(".model.*.keras"))
+        if self.checkpoints.is_dir():
+            found += list(self.checkpoints.glob(".tmp-*"))
+            found += list(self.checkpoints.glob("*/.*.tmp"))
+        return sorted(found)
+
+    def remove_stale_temporaries(self):
+        """Removes what `stale_temporaries` finds (call it holding the lock); returns the paths."""
+        found = self.stale_temporaries()
+        for path in found:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return found
+
+    def unexpected_entries(self):
+        """Entries that a run directory without a commit should not hold (e.g. another run's history).
+
+        A run killed in its first epoch leaves its config, labels, TensorBoard
+        file and at most the first epoch's checkpoint, published but not yet
+        committed (`FIRST_CHECKPOINT`); anything else is unexpected.
+        """
+        if not self.path.is_dir():
+            return []
+        entries = []
+        for entry in sorted(self.path.iterdir()):
+            if entry.name.startswith(".") and entry.name != self.LOCK:
+                continue  # temporaries: removed at start
+            if entry.name == self.CHECKPOINTS and entry.is_dir():
+                names = {p.name for p in entry.iterdir() if not p.name.startswith(".")}
+                if names <= {self.FIRST_CHECKPOINT}:
+                    continue
+            if entry.name not in self.BEFORE_FIRST_COMMIT or entry.name == self.CHECKPOINTS:
+                entries.append(entry.name + ("/" if entry.is_dir() else ""))
+        return entries
+
+    def check_writable(self):
+        """Raises ValueError naming the folder when the run or checkpoint folder cannot be written."""
+        for folder in (self.path, self.checkpoints):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                probe = folder / f".write-check.{os.getpid()}.tmp"
+                with open(probe, "w") as handle:
+                    handle.write("kc2f")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                probe.unlink()
+            except OSError as error:
+                raise ValueError(f"Cannot write to {folder}: {error.strerror or error}.") from None
+
+    def free_bytes(self):
+        return shutil.disk_usage(self.path).free
 
     # --- JSON files ---------------------------------------------------------------------------
 
@@ -139,7 +208,10 @@ class RunDirectory:
         write_json_atomic(self.path / self.STATE, state)
 
     def read_history(self):
-        """The per-epoch rows; ValueError when there is none."""
+        """The committed per-epoch rows (from `state.json`, else `history.json`); ValueError when there is none."""
+        state = self.read_state()
+        if state is not None and state.get("history"):
+            return list(state["history"])
         path = self.path / self.HISTORY
         if not path.is_file():
             raise ValueError(f"{self.path} is not a kc2f run directory with a finished epoch (no {self.HISTORY}).")
@@ -160,6 +232,10 @@ class RunDirectory:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.path / self.HISTORY_CSV)
+
+    def is_finished(self):
+        """Whether the run finished (its summary is written)."""
+        return self.has(self.SUMMARY)
 
     def read_summary(self):
         """The finished run's summary, or `None` while the run is unfinished."""

@@ -23,6 +23,7 @@ from kc2f.training.phase_switch import PhaseSwitch
 from kc2f.training.preparation import baseline_target, check_resume, default_run_dir, prepare_data, resolve
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
+from kc2f.training.run_lock import RunLock
 from kc2f.training.run_state import RunState
 from kc2f.training.scalar_writer import ScalarWriter
 
@@ -57,12 +58,36 @@ def fit(config, run_dir=None, verbose=1, log=print):
         schedule = build_schedule(config.factors, config.epochs, config.phase_epochs, config.initial_fraction)
     except ValueError as error:
         raise RunError(str(error)) from None
-    run = RunDirectory(run_dir or default_run_dir(config)).create()
+    run = RunDirectory(run_dir or default_run_dir(config))
+    try:
+        run.create()
+    except OSError as error:
+        raise RunError(f"Cannot create the run directory {run}: {error.strerror or error}.") from None
+    # Only the chief writes the run directory; it holds the lock for the whole run.
+    lock = RunLock(run.lock_path).acquire() if dist.is_chief else None
+    try:
+        return _fit_locked(config, spec, dist, schedule, run, verbose, log)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit_locked(config, spec, dist, schedule, run, verbose, log):
     family = get_family(config.model)
-    saved = check_resume(run, config, log)
-    if saved is not None and saved.get("finished") and run.has(run.SUMMARY):
+    store = CheckpointStore(run, keep_last=config.keep_checkpoints)
+    if dist.is_chief:
+        for path in run.remove_stale_temporaries():
+            log(f"Removed {path}, left by an interrupted write.")
+        try:
+            run.check_writable()
+        except ValueError as error:
+            raise RunError(str(error)) from None
+    saved = check_resume(run, config, store, log, commit=dist.is_chief)
+    if saved is not None and saved.get("finished") and run.is_finished():
         log(f"Run {run} already finished; nothing to do.")
         return run.read_summary()
+    if saved is not None and dist.is_chief:
+        run.write_history(saved["history"])  # the history files are views of the commit
     target = baseline_target(config, spec, log)
     config, data = prepare_data(config, spec, log)
     if saved is None and dist.is_chief:
@@ -78,10 +103,11 @@ def fit(config, run_dir=None, verbose=1, log=print):
         return family.build(config, spec, len(data.labels), factor)
 
     state = RunState.from_saved(saved)
-    store = CheckpointStore(run)
     writer = ScalarWriter(run.tensorboard, enabled=dist.is_chief)
     keras.utils.set_random_seed(config.seed)
     model = _first_model(config, family, schedule, state, saved, store, build, dist, run, log)
+    if dist.is_chief:
+        _check_free_space(run, store, model)
     log(
         f"Run {run}: {config.dataset} ({data.num_train} train / {data.num_eval} eval clips, "
         f"{len(data.labels)} classes), model {config.model}, method {config.method}, factors "
@@ -113,7 +139,10 @@ def fit(config, run_dir=None, verbose=1, log=print):
         with dist.scope():
             optimizer = compile_phase(model, config, spec.multilabel, steps_per_epoch)
             if epoch == resumed_epoch and epoch and schedule.phase_of_epoch(epoch - 1) == phase:
-                store.restore_optimizer(saved["checkpoint"], optimizer, model.trainable_variables)
+                try:
+                    store.restore_optimizer(saved["checkpoint"], optimizer, model.trainable_variables)
+                except ValueError as error:
+                    raise RunError(f"Cannot resume {run}: {error}") from None
         state.overhead += time.perf_counter() - start
         if dist.needs_eval_model:
             evaluator.eval_model = build(model.factor)
@@ -138,6 +167,17 @@ def fit(config, run_dir=None, verbose=1, log=print):
                     replicas=dist.num_replicas, write=dist.is_chief)
 
 
+def _check_free_space(run, store, model):
+    # A new checkpoint is written before the oldest is pruned, and model.keras at the end.
+    needed = 3 * store.bytes_needed(model)
+    free = run.free_bytes()
+    if free < needed:
+        raise RunError(
+            f"Not enough free space in {run}: checkpoints of this model need about {needed / 1e6:.1f} MB, "
+            f"{free / 1e6:.1f} MB are free."
+        )
+
+
 def _set_precision(precision):
     if precision == "auto":
         devices = [d.lower() for d in keras.distribution.list_devices()]
@@ -152,7 +192,10 @@ def _first_model(config, family, schedule, state, saved, store, build, dist, run
         if state.epochs_done:
             previous = schedule.phase_of_epoch(state.epochs_done - 1)
             model = build(schedule.factors[previous])
-            store.restore_model(saved["checkpoint"], model)
+            try:
+                store.restore_model(saved["checkpoint"], model)
+            except ValueError as error:
+                raise RunError(f"Cannot resume {run}: {error}") from None
             log(f"Resuming {run} after epoch {state.epochs_done} (phase {previous + 1}, C={model.factor}).")
             return model
         model = build(schedule.factors[0])
@@ -175,8 +218,15 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         tmp_path = run.file(f".model.{os.getpid()}.keras")
         # The deliverable is an inference model: no optimizer or loss in the file, so
         # it loads anywhere without kc2f's training classes (nor replicated variables).
-        family.inference_copy(model).save(tmp_path)
-        tmp_path.replace(run.model_path)
+        try:
+            family.inference_copy(model).save(tmp_path)
+            os.replace(tmp_path, run.model_path)
+        except OSError as error:
+            tmp_path.unlink(missing_ok=True)
+            raise RunError(
+                f"Cannot write {run.model_path}: {error.strerror or error}. Every epoch is committed; "
+                "free space and run the same command to finish."
+            ) from None
     history = state.history
     best = max(history, key=lambda r: r["val_metric"])
     summary = {
@@ -199,7 +249,10 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         "replicas": replicas,
     }
     if write:
-        run.write_summary(summary)
+        try:
+            run.write_summary(summary)
+        except OSError as error:
+            raise RunError(f"Cannot write {run.file(run.SUMMARY)}: {error.strerror or error}.") from None
     writer.close()
     log(
         f"Done: best {spec.metric} {best['val_metric']:.4f} at epoch {best['epoch']}; "
