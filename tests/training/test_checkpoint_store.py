@@ -60,11 +60,11 @@ def test_kill_during_write_keeps_previous_state(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint_store, "_save_arrays", save_arrays)
     store = CheckpointStore(tmp_path)
     state = store.load_state()
-    assert state == {"history": [1], "checkpoint": "epoch-0001"}
+    assert state["history"] == [1] and state["checkpoint"] == "epoch-0001" and store.problem(state) is None
     store.restore_model("epoch-0001", AudioSpectrogramTransformer(method="maxpool", factor=1, **SMALL))
     # The next successful save cleans up the half-written directory.
     store.save("epoch-0002", model, model.optimizer, {"history": [1, 2]})
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch-0002"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch-0001", "epoch-0002"]
     assert json.loads((tmp_path / "state.json").read_text())["checkpoint"] == "epoch-0002"
 
 
@@ -75,3 +75,20 @@ def test_restore_into_other_architecture_is_a_clear_error(tmp_path):
     other = AudioSpectrogramTransformer(method="maxpool", factor=1, **dict(SMALL, depth=2))
     with pytest.raises(ValueError, match="different configuration"):
         store.restore_model("epoch-0001", other)
+
+
+def test_keeps_the_newest_and_the_best_and_verifies_checksums(tmp_path):
+    model = _trained()
+    store = CheckpointStore(tmp_path, keep_last=2)
+    for epoch in range(1, 5):
+        store.save(store.name(epoch), model, model.optimizer, {"history": list(range(epoch))}, best="epoch-0001")
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch-0001", "epoch-0003", "epoch-0004"]
+    state = store.load_state()
+    assert state["format_version"] == 1 and set(state["checksums"]) == {"model.npz", "optimizer.npz"}
+    (tmp_path / "checkpoints" / "epoch-0004" / "optimizer.npz").write_bytes(b"\0" * 10)
+    assert "epoch-0004/optimizer.npz is damaged (checksum mismatch)" in store.problem(state)
+    fallback, skipped = store.newest_valid()
+    assert fallback["checkpoint"] == "epoch-0003" and fallback["history"] == [0, 1, 2]
+    assert len(skipped) == 1 and "epoch-0004" in skipped[0]
+    with pytest.raises(ValueError, match="keep_last must be an integer >= 1"):
+        CheckpointStore(tmp_path, keep_last=0)
