@@ -129,6 +129,9 @@ def check_resume(run, config, store, log=print, commit=True):
             f"(epoch {len(fallback['history'])}).")
         if commit:
             run.write_state(fallback)
+            if not fallback.get("finished"):
+                # The summary described the lost commit; the resumed run writes a new one.
+                run.file(run.SUMMARY).unlink(missing_ok=True)
         state = fallback
     _check_same_config(run, config)
     return state
