@@ -14,17 +14,20 @@ train a new model with `kc2f fit --model NAME`:
     class TinyFamily(kc2f.families.ModelFamily):
         name = "tiny-cnn"
         methods = ("maxpool",)
+        model_classes = (TinyCnn,)
 
         def build(self, config, spec, num_classes, factor):
             return TinyCnn(num_classes, factor=factor, sample_rate=spec.sample_rate)
 
         def transfer(self, source, target):
-            return kc2f.weights.transfer_weights(source, target)
+            ...  # copy each weight, resample the ones whose shape follows the token grid
 
         def training_flops_per_sample(self, model):
             return 3.0 * model.forward_flops()
 
     kc2f.families.register_family(TinyFamily())
+
+`tests/families/toy_family.py` is a complete, tested example.
 """
 
 import keras
