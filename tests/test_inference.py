@@ -82,6 +82,15 @@ def test_bad_files_are_reported_and_the_others_predicted(setup):
     assert results[1]["windows"] == 1 and results[3]["windows"] == 1
 
 
+def test_a_directory_and_a_clip_shorter_than_a_frame_are_named(setup):
+    root, run_dir, files = setup
+    tiny = write_wav(root / "one_sample.wav", 1 / 8000, sample_rate=8000, seed=4)
+    results = predict_files(run_dir, [root, tiny, files["clip"]])
+    assert results[0]["error"] == f"{root}: is a directory, not an audio file"
+    assert "only 1 samples" in results[1]["warning"] and "one_sample.wav" in results[1]["warning"]
+    assert "warning" not in results[2]
+
+
 def test_run_dir_keras_file_and_saved_model_agree(setup, tmp_path):
     _, run_dir, files = setup
     exported = export_run(run_dir, tmp_path / "exported")["out_dir"]
