@@ -14,7 +14,6 @@ FORMAT_VERSION = 1
 MODEL_FILE = "model.npz"
 OPTIMIZER_FILE = "optimizer.npz"
 SNAPSHOT_FILE = "state.json"  # inside each checkpoint: the run state it belongs to
-PREFIX = "epoch-"
 # What a damaged .npz raises when opened or read.
 _READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
 
@@ -93,7 +92,7 @@ class CheckpointStore:
 
     @staticmethod
     def name(epoch):
-        return f"{PREFIX}{epoch:04d}"
+        return RunDirectory.checkpoint_name(epoch)
 
     def save(self, name, model, optimizer, state, best=None):
         """Writes checkpoint `name` (model + optimizer variables), commits `state`, prunes old ones.
@@ -157,9 +156,7 @@ class CheckpointStore:
         no checkpoint verifies.
         """
         skipped = []
-        names = sorted((p.name for p in self.directory.glob(f"{PREFIX}*") if p.is_dir()), reverse=True) \
-            if self.directory.is_dir() else []
-        for name in names:
+        for name in reversed(self._names()):
             snapshot = self.directory / name / SNAPSHOT_FILE
             try:
                 state = json.loads(snapshot.read_text(encoding="utf-8"))
@@ -192,8 +189,12 @@ class CheckpointStore:
         trainable = sum(int(np.prod(v.shape)) * 4 for v in model.trainable_variables)
         return model_bytes + optimizer_slots * trainable
 
+    def _names(self):
+        """Names of the published checkpoints, oldest first."""
+        return sorted(p.name for p in self.directory.glob(f"{RunDirectory.CHECKPOINT_PREFIX}*") if p.is_dir())
+
     def _prune(self, keep):
-        names = sorted(p.name for p in self.directory.glob(f"{PREFIX}*") if p.is_dir())
+        names = self._names()
         keep = set(keep) | set(names[-self.keep_last:])
         for name in names:
             if name not in keep:

@@ -113,7 +113,7 @@ def check_resume(run, config, store, log=print, commit=True):
             )
         if run.has(run.CONFIG):
             _check_same_config(run, config)  # a run killed before its first commit
-        uncommitted = run.checkpoints / run.FIRST_CHECKPOINT
+        uncommitted = run.checkpoints / run.checkpoint_name(1)
         if commit and uncommitted.is_dir():
             shutil.rmtree(uncommitted)
             log(f"Removed {uncommitted}: written, but killed before its epoch was committed.")

@@ -49,8 +49,8 @@ def parse_ints(text, name):
 class RunConfig:
     """Options of one training run (immutable; `replace` makes a changed copy).
 
-    Attributes are the options below; `RunConfig.describe()` lists them with
-    their help texts. Integer lists are tuples.
+    Attributes are the options below, each with its help text in the field's
+    metadata. Integer lists are tuples.
     """
 
     dataset: str = _option("synthetic", "dataset name from the registry (kc2f datasets)", str)
@@ -193,11 +193,6 @@ class RunConfig:
         """JSON-ready options (tuples as lists), as `config.json` stores them."""
         return {name: list(value) if isinstance(value, tuple) else value
                 for name, value in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def describe(cls):
-        """`[(name, default, help)]` of every option."""
-        return [(f.name, f.default, f.metadata["help"]) for f in dataclasses.fields(cls)]
 
 
 def _type_name(kind, nullable):

@@ -83,9 +83,9 @@ class RunDirectory:
     CHECKPOINTS = "checkpoints"
     TENSORBOARD = "tensorboard"
     LOCK = ".lock"
-    # What a run directory holds before its first commit (a run killed in its first epoch).
-    BEFORE_FIRST_COMMIT = (CONFIG, LABELS, TENSORBOARD, LOCK, CHECKPOINTS)
-    FIRST_CHECKPOINT = "epoch-0001"
+    CHECKPOINT_PREFIX = "epoch-"
+    # What a run killed in its first epoch leaves, besides its first checkpoint.
+    BEFORE_FIRST_COMMIT = (CONFIG, LABELS, TENSORBOARD, LOCK)
 
     def __init__(self, path):
         self.path = pathlib.Path(path)
@@ -93,8 +93,10 @@ class RunDirectory:
     def __str__(self):
         return str(self.path)
 
-    def __fspath__(self):
-        return str(self.path)
+    @classmethod
+    def checkpoint_name(cls, epoch):
+        """The folder name of epoch `epoch`'s checkpoint (1-based), e.g. `epoch-0001`."""
+        return f"{cls.CHECKPOINT_PREFIX}{epoch:04d}"
 
     def file(self, name):
         return self.path / name
@@ -145,7 +147,7 @@ class RunDirectory:
 
         A run killed in its first epoch leaves its config, labels, TensorBoard
         file and at most the first epoch's checkpoint, published but not yet
-        committed (`FIRST_CHECKPOINT`); anything else is unexpected.
+        committed; anything else is unexpected.
         """
         if not self.path.is_dir():
             return []
@@ -155,9 +157,10 @@ class RunDirectory:
                 continue  # temporaries: removed at start
             if entry.name == self.CHECKPOINTS and entry.is_dir():
                 names = {p.name for p in entry.iterdir() if not p.name.startswith(".")}
-                if names <= {self.FIRST_CHECKPOINT}:
-                    continue
-            if entry.name not in self.BEFORE_FIRST_COMMIT or entry.name == self.CHECKPOINTS:
+                expected = names <= {self.checkpoint_name(1)}
+            else:
+                expected = entry.name in self.BEFORE_FIRST_COMMIT
+            if not expected:
                 entries.append(entry.name + ("/" if entry.is_dir() else ""))
         return entries
 
