@@ -12,6 +12,6 @@ fi
 status=0
 for backend in tensorflow jax; do
     echo "=== KERAS_BACKEND=$backend"
-    KERAS_BACKEND=$backend .venv/bin/python -m pytest -q -m "not slow" "$@" || status=$?
+    KERAS_BACKEND=$backend .venv/bin/python -m pytest -q -m "not slow" --durations=15 "$@" || status=$?
 done
 exit $status
