@@ -49,6 +49,9 @@ def main():
 @click.option("--distribute", type=click.Choice(("none", "data-parallel")),
               help="data-parallel: split each global batch across all local devices (and the hosts "
                    "of TF_CONFIG or KERAS_DISTRIBUTION_*); default none.")
+@click.option("--average-checkpoints", metavar="FIRST..LAST",
+              help="Deliver (model.keras, kc2f export) the mean of the weights of epochs FIRST..LAST's "
+                   "checkpoints, e.g. 1..5 (AST's AudioSet recipe); its metric goes to summary.json.")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory (default runs/<dataset>-<method>-<factors>-s<seed>).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any option (repeatable).")
@@ -153,12 +156,14 @@ def datasets():
 
 
 from kc2f.commands.bench import bench  # noqa: E402
+from kc2f.commands.cv import cv  # noqa: E402
 from kc2f.commands.export import export  # noqa: E402
 from kc2f.commands.plot import plot  # noqa: E402
 from kc2f.commands.predict import predict  # noqa: E402
 from kc2f.commands.sweep import sweep  # noqa: E402
 
 main.add_command(bench)
+main.add_command(cv)
 main.add_command(export)
 main.add_command(predict)
 main.add_command(sweep)

@@ -69,22 +69,26 @@ class CheckpointStore:
     and the SHA-256 of its files. That replacement is the epoch's one commit: a
     kill at any moment leaves the previous commit or the new one, and every
     other file (history, TensorBoard) is derived from it. The last
-    `keep_last` checkpoints and the best one are kept, so that a damaged or
-    missing latest checkpoint falls back to an older valid one
-    (`newest_valid`).
+    `keep_last` checkpoints, the best one and the `protect`ed ones are kept,
+    so that a damaged or missing latest checkpoint falls back to an older
+    valid one (`newest_valid`) and the checkpoints a weight average needs
+    (`average_model`) survive until the end of the run.
 
     Args:
         run: the `RunDirectory` (or its path).
         keep_last: how many of the newest checkpoints to keep (>= 1), besides
             the best.
+        protect: names of checkpoints never pruned (e.g. the epochs of
+            `--average-checkpoints`).
     """
 
-    def __init__(self, run, keep_last=2):
+    def __init__(self, run, keep_last=2, protect=()):
         if not isinstance(keep_last, int) or keep_last < 1:
             raise ValueError(f"keep_last must be an integer >= 1. Received: keep_last={keep_last!r}")
         self.run = run if isinstance(run, RunDirectory) else RunDirectory(run)
         self.directory = self.run.checkpoints
         self.keep_last = keep_last
+        self.protect = frozenset(protect)
 
     def load_state(self):
         """The last committed run state, or `None` for a new run (ValueError naming a damaged file)."""
@@ -180,6 +184,48 @@ class CheckpointStore:
         optimizer.build(trainable_variables)
         _load_arrays(self.directory / name / OPTIMIZER_FILE, optimizer.variables, "optimizer")
 
+    def average_model(self, names, model):
+        """Sets `model`'s variables to the element-wise mean of checkpoints `names`' model weights.
+
+        AST's checkpoint weight averaging ([AST-code] `src/traintest.py`,
+        `validate_wa`): the mean is taken in float64 and cast to each
+        variable's dtype; integer variables (random-generator states) take the
+        last checkpoint's value. Each checkpoint is verified against the
+        checksums of its own run state first.
+
+        Args:
+            names: checkpoint names (`CheckpointStore.name(epoch)`), at least one.
+            model: a model of the checkpoints' architecture (same variables
+                and shapes).
+
+        Raises:
+            ValueError: a checkpoint is missing, damaged or of another shape;
+                the message names the file.
+        """
+        if not names:
+            raise ValueError("average_model needs at least one checkpoint. Received: names=[]")
+        sums = None
+        for name in names:
+            snapshot = self.directory / name / SNAPSHOT_FILE
+            try:
+                state = json.loads(snapshot.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                raise ValueError(f"Checkpoint {self.directory / name} cannot be averaged: {snapshot} "
+                                 f"cannot be read ({type(error).__name__}).") from None
+            problem = self.problem(state) if isinstance(state, dict) else f"{snapshot} is not a run state"
+            if problem:
+                raise ValueError(f"Checkpoint {self.directory / name} cannot be averaged: {problem}.")
+            _load_arrays(self.directory / name / MODEL_FILE, model.variables, "model")
+            values = [np.asarray(v.numpy()) for v in model.variables]
+            if sums is None:
+                sums = [value.astype(np.float64) for value in values]
+            else:
+                sums = [total + value for total, value in zip(sums, values)]
+        for variable, total, last in zip(model.variables, sums, values):
+            if np.issubdtype(last.dtype, np.floating):
+                variable.assign((total / len(names)).astype(last.dtype))
+        return model
+
     def path(self, name):
         return self.directory / name
 
@@ -195,7 +241,7 @@ class CheckpointStore:
 
     def _prune(self, keep):
         names = self._names()
-        keep = set(keep) | set(names[-self.keep_last:])
+        keep = set(keep) | set(names[-self.keep_last:]) | self.protect
         for name in names:
             if name not in keep:
                 shutil.rmtree(self.directory / name, ignore_errors=True)

@@ -6,7 +6,7 @@ from kc2f.data import manifest, pipeline, registry
 from kc2f.families import family_of, load_model
 from kc2f.training.epoch_evaluator import predict_scores
 from kc2f.training.metrics import compute_metrics
-from kc2f.training.preparation import subset_examples
+from kc2f.training.preparation import index_options, subset_examples
 from kc2f.training.run_directory import RunDirectory
 
 
@@ -35,7 +35,8 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
     spec = registry.get_dataset_spec(config["dataset"])
     labels = run.read_labels()
     split = split or config["eval_split"]
-    examples, _ = manifest.build_index(spec, data_dir or config["data_dir"], split)
+    examples, _ = manifest.build_index(spec, data_dir or config["data_dir"], split,
+                                       **index_options(config.get("fold")))
     if split == config["eval_split"] and config.get("max_eval_examples"):
         # The same clips the run was validated on.
         examples = subset_examples(examples, config["max_eval_examples"], config["seed"])

@@ -3,8 +3,11 @@
 - `resolve`: fills the dataset recipe's values into the options left `None`.
 - `check_resume`: the committed state of a run directory, refusing other options.
 - `baseline_target`: the budget-mode target from a baseline run.
-- `prepare_data`: indexes both splits, checks every clip once (bad clips are
-  listed, then fatal or skipped) and computes the normalisation statistics.
+- `averaged_checkpoints`: the checkpoints `--average-checkpoints` averages,
+  checked against the phase schedule.
+- `prepare_data`: indexes both splits, checks every clip once (bad clips of
+  both splits are listed together, then fatal or skipped) and computes the
+  normalisation statistics.
 """
 
 import dataclasses
@@ -73,6 +76,9 @@ def resolve(config):
             )
         changes["epochs"] = sum(config.phase_epochs)
     resolved = config.replace(**changes)
+    if resolved.fold is not None and spec.layout != "esc50":
+        raise RunError(f"Option 'fold' selects ESC-50's held-out fold; dataset '{spec.name}' has no folds. "
+                       f"Received: fold={resolved.fold}")
     if (resolved.mean is None) != (resolved.std is None):
         raise RunError("Give both 'mean' and 'std', or neither.")
     if resolved.target is not None and resolved.baseline is not None:
@@ -174,6 +180,39 @@ def baseline_target(config, spec, log=print):
     return target
 
 
+def averaged_checkpoints(config, schedule):
+    """Names of the checkpoints `config.average_checkpoints` averages (empty without it).
+
+    Checked before training, so that a wrong range fails at once rather than
+    after the last epoch.
+
+    Raises:
+        RunError: the range goes beyond the run's epochs, spans a phase switch
+            (the phases' models have weights of different shapes), or the run
+            may stop early (budget mode).
+    """
+    epochs = config.average_range
+    if epochs is None:
+        return ()
+    first, last = epochs
+    text = f"--average-checkpoints {config.average_checkpoints}"
+    if last > schedule.total_epochs:
+        raise RunError(f"{text}: epoch {last} is beyond the run's {schedule.total_epochs} epochs.")
+    if config.target is not None or config.baseline is not None:
+        raise RunError(f"{text}: a budget-mode run (--target / --baseline) may stop before epoch {last}; "
+                       "give either, not both.")
+    phase, end = schedule.phase_of_epoch(first - 1), schedule.phase_of_epoch(last - 1)
+    if phase != end:
+        switch = schedule.phase_end(phase)
+        raise RunError(
+            f"{text} spans the phase switch after epoch {switch} (C={schedule.factors[phase]} -> "
+            f"C={schedule.factors[phase + 1]}): the phases' models hold weights of different shapes "
+            f"(position embedding, patch kernel), which cannot be averaged. Average within one phase, "
+            f"e.g. {switch + 1}..{last}."
+        )
+    return tuple(RunDirectory.checkpoint_name(epoch) for epoch in range(first, last + 1))
+
+
 def subset_examples(examples, limit, seed):
     """`limit` examples drawn with `seed` (all of them when `limit` is None), in index order."""
     if limit is None or limit >= len(examples):
@@ -183,22 +222,32 @@ def subset_examples(examples, limit, seed):
     return [examples[i] for i in picked]
 
 
+def index_options(fold):
+    """`manifest.build_index`'s layout options from the run's options: ESC-50's held-out `fold` (or none)."""
+    return {} if fold is None else {"fold": fold}
+
+
 def prepare_data(config, spec, log=print):
     """Indexes and checks both splits; returns `(config with statistics, PreparedData)`."""
+    options = index_options(config.fold)
     try:
-        train, labels = manifest.build_index(spec, config.data_dir, config.train_split)
-        evaluation, _ = manifest.build_index(spec, config.data_dir, config.eval_split)
+        train, labels = manifest.build_index(spec, config.data_dir, config.train_split, **options)
+        evaluation, _ = manifest.build_index(spec, config.data_dir, config.eval_split, **options)
     except (ValueError, OSError) as error:
         raise RunError(str(error)) from None
     train = subset_examples(train, config.max_train_examples, config.seed)
     evaluation = subset_examples(evaluation, config.max_eval_examples, config.seed)
-    reports, bad_audio = {}, {}
-    for name, examples in (("train", train), ("eval", evaluation)):
-        report = pipeline.validate_audio(examples, spec)
-        reports[name] = report
+    splits = {"train": (config.train_split, train), "eval": (config.eval_split, evaluation)}
+    reports = {name: pipeline.validate_audio(examples, spec) for name, (_, examples) in splits.items()}
+    if config.on_bad_audio == "error" and any(report.bad for report in reports.values()):
+        # Every split's list at once: a bad evaluation clip must not wait for the training ones' fix.
+        raise RunError("\n".join(
+            f"{name} split '{split}': {pipeline.BadAudioError(reports[name])}"
+            for name, (split, _) in splits.items() if reports[name].bad
+        ))
+    bad_audio = {}
+    for name, report in reports.items():
         if report.bad:
-            if config.on_bad_audio == "error":
-                raise RunError(str(pipeline.BadAudioError(report)))
             bad_audio[name] = dict(report.counts)
             log(f"Skipping bad {name} clips: {report.summary()}")
             for bad in report.bad:

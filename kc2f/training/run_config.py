@@ -45,6 +45,23 @@ def parse_ints(text, name):
     return values
 
 
+def parse_average_range(text):
+    """`"1..5"` -> `(1, 5)` (`None` -> `None`); ValueError naming `average_checkpoints` otherwise."""
+    if text is None:
+        return None
+    first, sep, last = str(text).partition("..")
+    try:
+        first, last = int(first), int(last)
+    except ValueError:
+        first = last = None
+    if not sep or first is None or not 1 <= first <= last:
+        raise ValueError(
+            "Option 'average_checkpoints' expects FIRST..LAST, two epochs with 1 <= FIRST <= LAST "
+            f"(e.g. 1..5). Received: average_checkpoints={text!r}"
+        )
+    return first, last
+
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """Options of one training run (immutable; `replace` makes a changed copy).
@@ -105,6 +122,10 @@ class RunConfig:
     max_train_examples: int = _option(None, "use only N training clips (a seeded sample)", int, nullable=True)
     max_eval_examples: int = _option(None, "use only N evaluation clips (a seeded sample)", int, nullable=True)
     keep_checkpoints: int = _option(2, "newest checkpoints kept (besides the best) to fall back to", int)
+    average_checkpoints: str = _option(
+        None, "FIRST..LAST: the delivered model (model.keras, export) is the mean of the weights of the "
+        "checkpoints of epochs FIRST to LAST (1-based, inclusive; AST's AudioSet recipes)", str, nullable=True)
+    fold: int = _option(None, "ESC-50: the held-out fold 1..5 (None: fold 1)", int, nullable=True)
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -131,8 +152,16 @@ class RunConfig:
             )
         if self.keep_checkpoints < 1:
             raise ValueError(f"Option 'keep_checkpoints' must be >= 1. Received: keep_checkpoints={self.keep_checkpoints}")
+        if self.fold is not None and self.fold not in range(1, 6):
+            raise ValueError(f"Option 'fold' must be one of 1..5 (ESC-50's folds). Received: fold={self.fold}")
+        parse_average_range(self.average_checkpoints)
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"Option 'batch_size' must be >= 1. Received: batch_size={self.batch_size}")
+
+    @property
+    def average_range(self):
+        """`(first, last)` epochs (1-based, inclusive) of `average_checkpoints`, or `None`."""
+        return parse_average_range(self.average_checkpoints)
 
     # --- construction -------------------------------------------------------------------------
 

@@ -15,12 +15,20 @@ from kc2f.data import pipeline
 from kc2f.families import get_family
 from kc2f.training.checkpoint_store import CheckpointStore
 from kc2f.training.distribution import Distribution
-from kc2f.training.epoch_evaluator import EpochEvaluator
+from kc2f.training.epoch_evaluator import EpochEvaluator, predict_scores
 from kc2f.training.epoch_recorder import EpochRecorder
+from kc2f.training.metrics import compute_metrics
 from kc2f.training.phase_optimizer import compile_phase
 from kc2f.training.phase_schedule import build_schedule
 from kc2f.training.phase_switch import PhaseSwitch
-from kc2f.training.preparation import baseline_target, check_resume, default_run_dir, prepare_data, resolve
+from kc2f.training.preparation import (
+    averaged_checkpoints,
+    baseline_target,
+    check_resume,
+    default_run_dir,
+    prepare_data,
+    resolve,
+)
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
 from kc2f.training.run_lock import RunLock
@@ -56,6 +64,7 @@ def fit(config, run_dir=None, verbose=1, log=print):
         config, spec = resolve(config)
         dist.check_batch_size(config.batch_size)
         schedule = build_schedule(config.factors, config.epochs, config.phase_epochs, config.initial_fraction)
+        averaged_checkpoints(config, schedule)
     except ValueError as error:
         raise RunError(str(error)) from None
     run = RunDirectory(run_dir or default_run_dir(config))
@@ -74,7 +83,8 @@ def fit(config, run_dir=None, verbose=1, log=print):
 
 def _fit_locked(config, spec, dist, schedule, run, verbose, log):
     family = get_family(config.model)
-    store = CheckpointStore(run, keep_last=config.keep_checkpoints)
+    store = CheckpointStore(run, keep_last=config.keep_checkpoints,
+                            protect=averaged_checkpoints(config, schedule))
     if dist.is_chief:
         for path in run.remove_stale_temporaries():
             log(f"Removed {path}, left by an interrupted write.")
@@ -163,13 +173,36 @@ def _fit_locked(config, spec, dist, schedule, run, verbose, log):
                 shuffle=False,  # the pipeline orders each epoch from (seed, epoch)
             )
         model = switch.next_model or model
+    averaged = None
+    if store.protect and dist.is_chief:
+        model, averaged = _average_checkpoints(store, build(model.factor), eval_data(), spec, run, log)
     return finalize(run, model, family, config, spec, schedule, state, target, data.bad_audio, writer, log,
-                    replicas=dist.num_replicas, write=dist.is_chief)
+                    replicas=dist.num_replicas, write=dist.is_chief, averaged=averaged)
+
+
+def _average_checkpoints(store, model, eval_dataset, spec, run, log):
+    """`(model, summary entries)`: `model` set to the mean of the protected checkpoints, and its metric.
+
+    It reads only committed checkpoints, so a run killed while finishing and
+    run again averages the same weights.
+    """
+    names = sorted(store.protect)
+    try:
+        store.average_model(names, model)
+    except ValueError as error:
+        raise RunError(f"Cannot average the checkpoints of {run}: {error}") from None
+    scores, labels = predict_scores(model, eval_dataset, spec.multilabel)
+    metrics = {name: float(value) for name, value in compute_metrics(scores, labels, spec.multilabel).items()}
+    epochs = [int(name.removeprefix(RunDirectory.CHECKPOINT_PREFIX)) for name in (names[0], names[-1])]
+    log(f"Weight average of the checkpoints of epochs {epochs[0]}..{epochs[1]}: "
+        f"{spec.metric} {metrics[spec.metric]:.4f}")
+    return model, {"averaged_epochs": epochs, "averaged_metric": metrics[spec.metric],
+                   "averaged_metrics": metrics}
 
 
 def _check_free_space(run, store, model):
     # A new checkpoint is written before the oldest is pruned, and model.keras at the end.
-    needed = 3 * store.bytes_needed(model)
+    needed = (3 + len(store.protect)) * store.bytes_needed(model)
     free = run.free_bytes()
     if free < needed:
         raise RunError(
@@ -209,10 +242,14 @@ def _first_model(config, family, schedule, state, saved, store, build, dist, run
 
 
 def finalize(run, model, family, config, spec, schedule, state, target, bad_audio, writer, log, replicas=1,
-             write=True):
+             write=True, averaged=None):
     """Writes `model.keras` and `summary.json` of a finished run (idempotent); returns the summary.
 
-    With `write=False` (a non-chief process) only the summary is returned.
+    `model.keras` holds `model`: the last epoch's model, or the weight average
+    of the `--average-checkpoints` epochs, whose entries (`averaged_epochs`,
+    `averaged_metric`, `averaged_metrics`) `averaged` adds to the summary;
+    `summary["delivered_model"]` says which one the file holds. With `write=False` (a
+    non-chief process) only the summary is returned.
     """
     if write:
         tmp_path = run.file(f".model.{os.getpid()}.keras")
@@ -247,6 +284,9 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         "train_seconds": state.counters["seconds"],
         "bad_audio": bad_audio,
         "replicas": replicas,
+        "delivered_model": "last epoch" if averaged is None else "weight average of epochs "
+                           f"{averaged['averaged_epochs'][0]}..{averaged['averaged_epochs'][1]}",
+        **(averaged or {}),
     }
     if write:
         try:
