@@ -134,10 +134,10 @@ def format_markdown(result):
     lines += [f"| {row['fold']} | {100 * row['metric']:.2f} | {row['model']} |" for row in result["folds"]]
     lines += [
         "",
-        f"{metric}: {100 * result['mean']:.2f} ± {100 * result['std']:.2f} % over {len(result['folds'])} folds "
-        "(mean ± population std of the delivered models).",
-        f"AST's epoch selection (epoch {selection['epoch']}, best fold-averaged {metric}; selects on the "
-        f"held-out folds): {100 * selection['mean']:.2f} ± {100 * selection['std']:.2f} %.",
+        (f"{metric}: {100 * result['mean']:.2f} ± {100 * result['std']:.2f} % over {len(result['folds'])} folds "
+         "(mean ± population std of the delivered models)."),
+        (f"AST's epoch selection (epoch {selection['epoch']}, best fold-averaged {metric}; selects on the "
+         f"held-out folds): {100 * selection['mean']:.2f} ± {100 * selection['std']:.2f} %."),
     ]
     return "\n".join(lines) + "\n"
 

@@ -200,7 +200,7 @@ def averaged_checkpoints(config, schedule):
         raise RunError(f"{text}: epoch {last} is beyond the run's {schedule.total_epochs} epochs.")
     if config.target is not None or config.baseline is not None:
         raise RunError(f"{text}: a budget-mode run (--target / --baseline) may stop before epoch {last}; "
-                       "give either, not both.")
+                       "average the checkpoints of a run that trains all its epochs.")
     phase, end = schedule.phase_of_epoch(first - 1), schedule.phase_of_epoch(last - 1)
     if phase != end:
         switch = schedule.phase_end(phase)

@@ -19,8 +19,8 @@ from kc2f.training.trainer import fit
 from kc2f.training.warmup_step_decay import WarmupStepDecay
 from tests.conftest import REPO
 
-SMALL = dict(num_classes=3, hidden_dim=8, depth=1, num_heads=1, target_frames=32, num_mel_bins=16,
-             sample_rate=8000, freqm=2, timem=4)
+SMALL = {"num_classes": 3, "hidden_dim": 8, "depth": 1, "num_heads": 1, "target_frames": 32,
+         "num_mel_bins": 16, "sample_rate": 8000, "freqm": 2, "timem": 4}
 
 
 def _key(path):
@@ -71,11 +71,10 @@ def test_average_model_is_the_elementwise_mean_of_the_checkpoints(tmp_path):
 
 
 def _tiny(data_dir, **options):
-    values = dict(dataset="synthetic", data_dir=str(data_dir), hidden_dim=16, depth=1, num_heads=1,
-                  warmup_steps=2, max_train_examples=16, max_eval_examples=16, batch_size=8, factors=(1,),
-                  epochs=3, keep_checkpoints=1, average_checkpoints="1..3")
-    values.update(options)
-    return RunConfig(**values)
+    values = {"dataset": "synthetic", "data_dir": str(data_dir), "hidden_dim": 16, "depth": 1, "num_heads": 1,
+              "warmup_steps": 2, "max_train_examples": 16, "max_eval_examples": 16, "batch_size": 8,
+              "factors": (1,), "epochs": 3, "keep_checkpoints": 1, "average_checkpoints": "1..3"}
+    return RunConfig(**{**values, **options})
 
 
 def test_averaged_run_delivers_and_exports_the_mean_and_survives_a_rerun(tmp_path, synthetic_dir):
