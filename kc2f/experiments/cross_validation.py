@@ -23,7 +23,7 @@ import numpy as np
 
 from kc2f.data import registry
 from kc2f.training.run_directory import RunDirectory, write_json_atomic
-from kc2f.training.trainer import fit
+from kc2f.training.trainer import fit, plan_run
 
 FOLDS = (1, 2, 3, 4, 5)
 JSON_FILE = "cv.json"
@@ -70,7 +70,9 @@ def run_cross_validation(base_config, out_dir, folds=FOLDS, log=print, verbose=0
     folds = [int(fold) for fold in folds]
     if not folds or len(set(folds)) != len(folds) or not set(folds) <= set(FOLDS):
         raise ValueError(f"folds must be distinct values of {list(FOLDS)}. Received: folds={folds}")
-    configs = [base_config.replace(fold=fold) for fold in folds]  # every option checked before training
+    configs = [base_config.replace(fold=fold) for fold in folds]
+    for config in configs:  # every option checked before training
+        plan_run(config)
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for index, (fold, config) in enumerate(zip(folds, configs), 1):

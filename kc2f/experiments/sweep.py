@@ -23,7 +23,7 @@ from kc2f.experiments import report as report_lib
 from kc2f.experiments.plots import make_plots
 from kc2f.families import get_family
 from kc2f.training.run_config import parse_ints
-from kc2f.training.trainer import fit
+from kc2f.training.trainer import fit, plan_run
 
 DEFAULT_METHODS = ("maxpool", "fshift", "avgpool", "patch-bl", "patch-pi")
 DEFAULT_FACTOR_LISTS = ((2, 1), (4, 1))
@@ -135,7 +135,9 @@ def run_sweep(base_config, out_dir, methods=DEFAULT_METHODS, factor_lists=DEFAUL
     methods = parse_methods(methods, base_config.model)
     factor_lists = parse_factor_lists(factor_lists)
     out_dir = pathlib.Path(out_dir)
-    runs = plan(base_config, methods, factor_lists)  # every config checked before training
+    runs = plan(base_config, methods, factor_lists)
+    for _, config in runs:  # every config checked before training
+        plan_run(config)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     results = []

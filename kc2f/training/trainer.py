@@ -61,10 +61,8 @@ def fit(config, run_dir=None, verbose=1, log=print):
         # First of all: a multi-worker TensorFlow strategy or a multi-process JAX
         # job must be set up before the backend runs any operation.
         dist = Distribution(config.distribute)
-        config, spec = resolve(config)
+        config, spec, schedule = plan_run(config)
         dist.check_batch_size(config.batch_size)
-        schedule = build_schedule(config.factors, config.epochs, config.phase_epochs, config.initial_fraction)
-        averaged_checkpoints(config, schedule)
     except ValueError as error:
         raise RunError(str(error)) from None
     run = RunDirectory(run_dir or default_run_dir(config))
@@ -79,6 +77,25 @@ def fit(config, run_dir=None, verbose=1, log=print):
     finally:
         if lock is not None:
             lock.release()
+
+
+def plan_run(config):
+    """`(resolved config, dataset spec, phase schedule)` of a run, every option checked; no data read.
+
+    What `fit` checks before it touches the run directory; sweeps and
+    cross-validation call it for all their runs before training the first.
+
+    Raises:
+        RunError: an option is invalid for this dataset or schedule (e.g. the
+            `--average-checkpoints` range).
+    """
+    try:
+        config, spec = resolve(config)
+        schedule = build_schedule(config.factors, config.epochs, config.phase_epochs, config.initial_fraction)
+        averaged_checkpoints(config, schedule)
+    except ValueError as error:
+        raise RunError(str(error)) from None
+    return config, spec, schedule
 
 
 def _fit_locked(config, spec, dist, schedule, run, verbose, log):

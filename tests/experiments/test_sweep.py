@@ -153,3 +153,12 @@ def test_tiny_real_sweep_on_synthetic(tmp_path):
     lines.clear()
     sweep_lib.run_sweep(base, out, ["maxpool"], [[2, 1]], log=lines.append)
     assert sum("already finished" in line for line in lines) == 2
+
+
+def test_every_runs_averaging_range_is_checked_before_the_first_trains(tmp_path):
+    # epochs 5, initial 20%: 2,1 trains C=1 in epochs 2-5, but 4,2,1 (1 + 1 + 3) only in 3-5.
+    config = RunConfig(dataset="synthetic", data_dir=str(tmp_path / "data"), epochs=5, initial_fraction=0.2,
+                       average_checkpoints="2..5")
+    with pytest.raises(RunError, match=r"spans the phase switch after epoch 2 \(C=2 -> C=1\)"):
+        sweep_lib.run_sweep(config, tmp_path / "sweep", ["maxpool"], "2,1;4,2,1", plots=False)
+    assert not (tmp_path / "sweep").exists()
