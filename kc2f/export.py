@@ -1,35 +1,50 @@
-"""Exporting a trained run: a TensorFlow SavedModel for serving and a `.keras` file.
+"""Exporting a trained run: a versioned TensorFlow SavedModel for serving, and a `.keras` file.
 
-The SavedModel is self-contained: raw float32 waveforms in, class scores out,
-the Kaldi fbank and the compression front-end inside the graph, the label names
-as an asset. It needs neither kc2f nor Keras to run:
+The SavedModel is self-contained and cannot be fed wrongly by accident: raw
+float32 waveforms at any of the common sample rates in, class scores and names
+out; the resampling, the sliding windows over long clips, the Kaldi fbank and
+the compression front-end are inside the graph, the label names are both an
+asset and an output. It needs neither kc2f nor Keras to run:
 
     import tensorflow as tf
-    serve = tf.saved_model.load("export_dir").signatures["serving_default"]
-    out = serve(waveform=tf.zeros([1, 16000]))  # {"scores": (1, classes), "logits": ...}
+    serve = tf.saved_model.load("exported/fsdd/1").signatures["serving_default"]
+    out = serve(waveform=tf.zeros([1, 48000]), sample_rate=tf.constant(16000))
+    out["label"], out["scores"]       # (1,) top label names, (1, classes)
 
-Layout of an export directory:
+Layout of an export (`OUT/N/` is what TF Serving loads as version N of the model
+in `OUT`; several versions may live side by side, each self-contained):
 
-    saved_model.pb, variables/, fingerprint.pb   the SavedModel (`--format saved_model`)
-    assets/labels.txt, assets/kc2f.json          its assets: label names, metadata
-    model.keras, labels.txt, kc2f.json           the Keras model for Keras users, with
-                                                 its labels and metadata beside it
+    OUT/N/saved_model.pb, variables/, fingerprint.pb   the SavedModel (`--format saved_model`)
+    OUT/N/assets/labels.txt, assets/kc2f.json         label names (one a line), metadata
+    OUT/N/model.keras                                 the Keras model, for Keras users
+    OUT/N/README.md                                   the model card: data, metric, method, usage
 
 Signatures:
 
-* `serving_default(waveform)`: `waveform` float32 `(batch, samples)`, any batch
-  and any number of samples, mono, at the model's sample rate (see
-  `assets/kc2f.json`). Every clip of the batch is taken to be `samples` long.
-* `serving_with_length(waveform, length)`: the same plus `length` int32
-  `(batch,)`, each clip's number of valid samples (the rest is zero padding), the
-  way the model saw short clips in training. `kc2f predict` uses it for the
-  last, partial window of a long file.
+* `serving_default(waveform, sample_rate)`: `waveform` float32 `(batch,
+  samples)`, mono, any length, every clip `samples` long; `sample_rate` int32
+  scalar, one of `kc2f.json`'s `sample_rates` (the model's own and the common
+  rates 8 to 48 kHz; another rate is an `InvalidArgumentError` naming it). The
+  waveform is resampled to the model's rate as `kc2f predict` does (the exact
+  polyphase filter of `scipy.signal.resample_poly`), cut into windows of the
+  training clip length every half window (the last one partial; a short clip is
+  one window), each window scored as in training and the window scores averaged:
+  the same windows, hop and mean aggregation as `kc2f predict`'s defaults.
+* `serving_padded(waveform, sample_rate, length)`: the same for a batch of
+  clips of different lengths, zero-padded to `samples`; `length` int32
+  `(batch,)` holds each clip's valid samples at `sample_rate`.
+* `serving_with_length(waveform, length)`: one window per row at the model's
+  rate (`length` valid samples, the rest ignored as in training); `kc2f predict`
+  does its own windowing with it.
 
-Both return `scores` float32 `(batch, classes)`, softmax for a single-label
-dataset and sigmoid for a multi-label one (from the run's dataset spec), and
-`logits` float32 `(batch, classes)`. A clip longer than the model's input span
-(`target_frames` fbank frames, the training clip length) is cut to that span by
-the fbank, exactly as in Keras; use `kc2f predict` for sliding windows.
+The first two return `scores` float32 `(batch, classes)` (mean of the window
+scores: softmax for a single-label dataset, sigmoid for a multi-label one),
+`logits` `(batch, classes)` (mean of the window logits), `label` string
+`(batch,)` (the top class), `labels` string `(batch, classes)` (the class names,
+`labels.txt` on every row, so every output is batch-major for TF Serving's row
+format), `window_scores` `(batch, windows, classes)` and `windows` int32
+`(batch,)` (valid windows per clip; the others' scores are zero).
+`serving_with_length` returns `scores` and `logits` per row.
 
 Why a child process. A `.keras` file is backend-independent, but a SavedModel
 is a TensorFlow graph, and Keras fixes its backend when it is first imported: a
@@ -52,6 +67,7 @@ import shutil
 import subprocess
 import sys
 
+from kc2f import __version__
 from kc2f.data import registry
 from kc2f.training.run_directory import RunDirectory, read_json
 
@@ -59,10 +75,15 @@ FORMATS = ("saved_model", "keras")
 KERAS_FILE = "model.keras"
 LABELS_FILE = "labels.txt"
 METADATA_FILE = "kc2f.json"
+MODEL_CARD = "README.md"
+ASSETS = "assets"
 SIGNATURE = "serving_default"
+PADDED_SIGNATURE = "serving_padded"
 LENGTH_SIGNATURE = "serving_with_length"
-# Files the SavedModel writer creates (besides the assets, copied from out_dir).
-_SAVED_MODEL_FILES = ("saved_model.pb", "fingerprint.pb", "variables", "assets")
+FORMAT_VERSION = 2
+# Rates the serving signatures resample from (besides the model's own): the usual
+# recording and codec rates. Each costs one small constant polyphase matrix.
+COMMON_SAMPLE_RATES = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
 # Exit status of the child process for a user error (its stderr holds the message).
 _USER_ERROR = 3
 _ERROR_PREFIX = "kc2f-export-error: "
@@ -129,73 +150,101 @@ def _check_factor(factor):
         raise ValueError(f"factor must be an integer >= 1. Received: factor={factor!r}")
 
 
-def export_run(run_dir, out_dir, factor=None, format="saved_model", overwrite=False):
-    """Exports a run's model as a TensorFlow SavedModel (and a `.keras` file).
+def export_version_dir(path):
+    """The version directory of an export: `path` itself, or its highest numbered `N/`.
 
-    See the module docstring for the directory layout and the signatures. The
-    export is written to a temporary sibling directory and moved into place at
-    the end, so a failed export leaves no half-written `out_dir`. Under a Keras
-    backend other than TensorFlow, the SavedModel is written by a child process
-    with `KERAS_BACKEND=tensorflow` (a process cannot switch backends, and a
-    SavedModel is a TensorFlow graph); under TensorFlow it is written in-process,
-    which is the same graph without a second start-up.
+    Args:
+        path: an export's base directory (`OUT`) or one of its versions (`OUT/N`).
+
+    Returns:
+        `pathlib.Path` of the version directory, or `None` if `path` holds no
+        kc2f export (no `assets/kc2f.json`).
+    """
+    path = pathlib.Path(path)
+    if (path / ASSETS / METADATA_FILE).is_file():
+        return path
+    versions = [child for child in path.iterdir() if child.name.isdigit() and
+                (child / ASSETS / METADATA_FILE).is_file()] if path.is_dir() else []
+    return max(versions, key=lambda child: int(child.name)) if versions else None
+
+
+def export_run(run_dir, out_dir, factor=None, format="saved_model", overwrite=False, version=1):
+    """Exports a run's model as version `version` of a servable model under `out_dir`.
+
+    See the module docstring for the layout and the signatures. The version is
+    written to a temporary sibling directory and moved into place at the end, so
+    a failed export leaves no half-written version; other versions in `out_dir`
+    are left alone. Under a Keras backend other than TensorFlow, the SavedModel
+    is written by a child process with `KERAS_BACKEND=tensorflow` (a process
+    cannot switch backends, and a SavedModel is a TensorFlow graph); under
+    TensorFlow it is written in-process, the same graph without a second start-up.
 
     Args:
         run_dir: finished run directory (`model.keras`, `config.json`,
-            `labels.json`).
-        out_dir: directory to create. It may exist if it is empty, or if it is a
-            previous kc2f export and `overwrite` is set.
+            `labels.json`; `summary.json` for the model card's score).
+        out_dir: the model's base directory; the export goes to `out_dir/version`.
         factor: compression factor C to export at (flexible resolution: a model
             trained at full resolution, rebuilt at C with its position embedding
             interpolated); `None` keeps the trained factor.
         format: `"saved_model"` (SavedModel + `.keras`) or `"keras"` (`.keras`
-            with labels and metadata only; no TensorFlow involved).
-        overwrite: replace an existing kc2f export in `out_dir`.
+            with its assets and model card only; no TensorFlow involved).
+        overwrite: replace an existing kc2f export of the same version.
+        version: the version number (TF Serving serves the highest), >= 1.
 
     Returns:
-        dict: `out_dir`, `format`, `saved_model` (path or `None`), `keras`,
-        `labels` (path of labels.txt), `num_classes`, `factor`, `sample_rate`,
+        dict: `out_dir` (the version directory), `version`, `format`,
+        `saved_model` (path or `None`), `keras`, `labels` (path of labels.txt),
+        `model_card`, `num_classes`, `factor`, `sample_rate`, `sample_rates`,
         `multilabel`, `clip_seconds`, `signatures` (name -> input names),
         `exported_in` (`"process"` or `"child process"`).
 
     Raises:
-        ValueError: bad run directory, factor, format or output directory (the
-            message names it), or a failure of the export itself.
+        ValueError: bad run directory, factor, format, version or output
+            directory (the message names it), or a failure of the export itself.
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}. Received: format={format!r}")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"version must be an integer >= 1. Received: version={version!r}")
     _check_factor(factor)
     run = read_run(run_dir)
-    run_dir, out_dir = pathlib.Path(run_dir).resolve(), pathlib.Path(out_dir).resolve()
-    if out_dir == run_dir:
-        raise ValueError(f"The export directory must not be the run directory. Received: out_dir={out_dir}")
+    run_dir, base = pathlib.Path(run_dir).resolve(), pathlib.Path(out_dir).resolve()
+    if base == run_dir or run_dir in base.parents:
+        raise ValueError(f"The export directory must not be inside the run directory. Received: out_dir={base}")
+    if base.exists() and not base.is_dir():
+        raise ValueError(f"Export path {base} exists and is not a directory.")
+    out_dir = base / str(version)
     if out_dir.exists():
-        if not out_dir.is_dir():
-            raise ValueError(f"Export path {out_dir} exists and is not a directory.")
-        contents = list(out_dir.iterdir())
+        contents = list(out_dir.iterdir()) if out_dir.is_dir() else [out_dir]
         if contents and not overwrite:
             raise ValueError(
-                f"Export directory {out_dir} is not empty; pass overwrite=True (--overwrite) to replace it."
+                f"Export version {out_dir} exists; pass overwrite=True (--overwrite) to replace it, or "
+                "export another version."
             )
-        if contents and not (out_dir / METADATA_FILE).is_file():
+        if contents and not (out_dir / ASSETS / METADATA_FILE).is_file():
             raise ValueError(
-                f"Export directory {out_dir} is not empty and is not a kc2f export ({METADATA_FILE} is "
-                "missing); refusing to delete it."
+                f"{out_dir} is not empty and is not a kc2f export ({ASSETS}/{METADATA_FILE} is missing); "
+                "refusing to delete it."
             )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.export-{os.getpid()}"
+    created_base = not base.exists()
+    base.mkdir(parents=True, exist_ok=True)
+    staging = base / f".{version}.export-{os.getpid()}"
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
 
+    config = run["config"]
+    summary = RunDirectory(run_dir).read_summary() if (run_dir / RunDirectory.SUMMARY).is_file() else {}
     job = {
         "model_path": str(run["model_path"]),
         "labels": run["labels"],
         "metadata": {
+            "kc2f_version": __version__,
+            "run": run_dir.name,
             "dataset": run["spec"].name,
             "multilabel": bool(run["spec"].multilabel),
             "clip_seconds": float(run["spec"].clip_seconds),
-            "run_dir": str(run_dir),
+            "training": _training_record(config, summary),
         },
         "out_dir": str(staging),
         "factor": factor,
@@ -214,11 +263,37 @@ def export_run(run_dir, out_dir, factor=None, format="saved_model", overwrite=Fa
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    for key in ("saved_model", "keras", "labels"):
+        if created_base and not any(base.iterdir()):
+            base.rmdir()  # a failed first export leaves nothing behind
+    for key in ("saved_model", "keras", "labels", "model_card"):
         if result.get(key):
             result[key] = str(out_dir / pathlib.Path(result[key]).relative_to(staging))
     result["out_dir"] = str(out_dir)
+    result["version"] = version
     return result
+
+
+def _training_record(config, summary):
+    """What the model card and metadata say about training (no absolute paths)."""
+    factors = list(config.get("factors") or [1])
+    record = {
+        "model": config.get("model", "ast"),
+        # The method names the compression of the initial phases; a baseline has none.
+        "method": "baseline" if factors == [1] else config.get("method"),
+        "factors": factors,
+        "epochs": summary.get("epochs_trained", config.get("epochs")),
+        "seed": config.get("seed"),
+        "eval_split": config.get("eval_split"),
+    }
+    if summary:
+        # The score of the model the run delivered: the weight average when there is one.
+        averaged = summary.get("averaged_metric")
+        record.update(metric=summary.get("metric"),
+                      score=summary.get("final_metric") if averaged is None else averaged,
+                      delivered_model=summary.get("delivered_model", "last epoch"),
+                      best_score=summary.get("best_metric"), best_epoch=summary.get("best_epoch"),
+                      train_flops=summary.get("train_flops"))
+    return record
 
 
 def _backend():
@@ -226,6 +301,21 @@ def _backend():
     import keras
 
     return keras.backend.backend()
+
+
+def serving_windows(clip_seconds, sample_rate):
+    """Window and hop in samples of the serving signatures and of `kc2f predict`'s defaults.
+
+    Args:
+        clip_seconds: the training clip length (the window).
+        sample_rate: the model's rate, Hz.
+
+    Returns:
+        `(window, hop)`: `round(clip_seconds * rate)` and half of that (rounded), >= 1.
+    """
+    window = max(int(round(clip_seconds * sample_rate)), 1)
+    hop = max(int(round(clip_seconds / 2.0 * sample_rate)), 1)
+    return window, hop
 
 
 def _export(model_path, labels, metadata, out_dir, factor, format):
@@ -248,11 +338,21 @@ def _export(model_path, labels, metadata, out_dir, factor, format):
     else:
         # The trained file itself, byte for byte.
         shutil.copyfile(model_path, out_dir / KERAS_FILE)
+    rate = int(model.sample_rate)
+    window, hop = serving_windows(metadata["clip_seconds"], rate)
+    signatures = {LENGTH_SIGNATURE: ["waveform", "length"]}
+    if format == "saved_model":
+        signatures.update({SIGNATURE: ["waveform", "sample_rate"],
+                           PADDED_SIGNATURE: ["waveform", "sample_rate", "length"]})
     metadata = dict(
         metadata,
-        format_version=1,
+        format_version=FORMAT_VERSION,
         num_classes=int(model.num_classes),
-        sample_rate=int(model.sample_rate),
+        sample_rate=rate,
+        sample_rates=sorted(set(COMMON_SAMPLE_RATES) | {rate}),
+        window_samples=window,
+        hop_samples=hop,
+        aggregate="mean",
         method=model.method,
         factor=int(model.factor),
         trained_factor=int(trained_factor),
@@ -261,80 +361,214 @@ def _export(model_path, labels, metadata, out_dir, factor, format):
         frame_shift_ms=float(model.frame_shift_ms),
         token_grid=list(model.token_grid),
         scores="sigmoid" if metadata["multilabel"] else "softmax",
-        signatures={SIGNATURE: ["waveform"], LENGTH_SIGNATURE: ["waveform", "length"]},
+        signatures=signatures,
     )
-    labels_path = out_dir / LABELS_FILE
+    (out_dir / ASSETS).mkdir()
+    labels_path = out_dir / ASSETS / LABELS_FILE
     labels_path.write_text("".join(f"{name}\n" for name in labels), encoding="utf-8")
-    metadata_path = out_dir / METADATA_FILE
+    metadata_path = out_dir / ASSETS / METADATA_FILE
     metadata_path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    card_path = out_dir / MODEL_CARD
+    card_path.write_text(model_card(metadata, labels, format), encoding="utf-8")
     saved_model = None
     if format == "saved_model":
-        write_saved_model(model, out_dir, metadata["multilabel"], assets=(labels_path, metadata_path))
+        write_saved_model(model, out_dir, labels, metadata, assets=(labels_path, metadata_path))
         saved_model = str(out_dir)
     return {
         "format": format,
         "saved_model": saved_model,
         "keras": str(out_dir / KERAS_FILE),
         "labels": str(labels_path),
+        "model_card": str(card_path),
         "num_classes": metadata["num_classes"],
         "factor": metadata["factor"],
         "sample_rate": metadata["sample_rate"],
+        "sample_rates": metadata["sample_rates"],
         "multilabel": metadata["multilabel"],
         "clip_seconds": metadata["clip_seconds"],
         "signatures": metadata["signatures"],
     }
 
 
-def write_saved_model(model, path, multilabel, assets=()):
-    """Writes `model` as a SavedModel with the waveform signatures of this module.
+def model_card(metadata, labels, format):
+    """The export's `README.md`: what the model is, how well it did, how to call it."""
+    training = metadata["training"]
+    score = training.get("score")
+    metric = training.get("metric") or "metric"
+    lines = [
+        f"# {metadata['dataset']} classifier ({training['model']}, kc2f {metadata['kc2f_version']})",
+        "",
+        f"Trained by kc2f {metadata['kc2f_version']} (coarse-to-fine training of audio spectrogram "
+        "transformers, https://arxiv.org/abs/2401.08415) in run `" + metadata["run"] + "`.",
+        "",
+        "## Data and score",
+        "",
+        f"- Dataset: `{metadata['dataset']}`, {metadata['num_classes']} classes "
+        f"({'multi-label, sigmoid' if metadata['multilabel'] else 'single-label, softmax'} scores), "
+        f"{metadata['clip_seconds']:g} s clips at {metadata['sample_rate']} Hz.",
+    ]
+    if score is not None:
+        lines.append(
+            f"- {metric} of this model ({training.get('delivered_model', 'last epoch')}) on the "
+            f"`{training.get('eval_split')}` split: {100 * score:.2f} (after {training.get('epochs')} epochs; "
+            f"best epoch {training.get('best_epoch')}: {100 * training['best_score']:.2f})."
+        )
+    else:
+        lines.append("- No score: the run has no summary.json.")
+    lines += [
+        f"- Training: {training['method']}, factors {','.join(map(str, training['factors']))}, "
+        f"seed {training.get('seed')}; exported at compression factor {metadata['factor']}.",
+        f"- Classes: {', '.join(labels[:20])}{', ...' if len(labels) > 20 else ''} "
+        f"(all in `{ASSETS}/{LABELS_FILE}`).",
+        "",
+        "## How to call it",
+        "",
+    ]
+    if format == "saved_model":
+        lines += [
+            "Plain TensorFlow, no kc2f needed (the resampling, windows, fbank and labels are in the graph):",
+            "",
+            "```python",
+            "import tensorflow as tf",
+            "serve = tf.saved_model.load(\"THIS_DIRECTORY\").signatures[\"serving_default\"]",
+            "out = serve(waveform=tf.constant(batch_float32), sample_rate=tf.constant(16000))",
+            "out[\"label\"], out[\"scores\"], out[\"window_scores\"]",
+            "```",
+            "",
+            f"`waveform` is mono float32 `[batch, samples]`; `sample_rate` one of "
+            f"{', '.join(map(str, metadata['sample_rates']))}. Clips longer than "
+            f"{metadata['window_samples'] / metadata['sample_rate']:g} s are scored in windows every "
+            f"{metadata['hop_samples'] / metadata['sample_rate']:g} s and the window scores averaged. "
+            f"Clips of different lengths: `{PADDED_SIGNATURE}` with `length`.",
+            "",
+            "TF Serving: point `--model_base_path` at the directory holding this version directory and "
+            "send the columnar `inputs` format, e.g. "
+            "`{\"inputs\": {\"waveform\": [[...]], \"sample_rate\": 16000}}`.",
+            "",
+        ]
+    lines += [
+        "kc2f: `kc2f predict THIS_DIRECTORY clip.wav` or, in Python, "
+        "`kc2f.load(\"THIS_DIRECTORY\").predict([\"clip.wav\"])`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_saved_model(model, path, labels, metadata, assets=()):
+    """Writes `model` as a SavedModel with the signatures of this module.
 
     Needs the TensorFlow backend (the model's variables must be TF variables).
 
     Args:
         model: `AudioSpectrogramTransformer` (or any Keras model taking
-            `(batch, samples)` waveforms or `{"waveform", "length"}`, logits out).
+            `{"waveform", "length"}` at `metadata["sample_rate"]`, logits out).
         path: SavedModel directory; the files in `assets` are copied into its
             `assets/` folder under their own names.
-        multilabel: sigmoid scores if `True`, softmax otherwise.
+        labels: class names, one per output.
+        metadata: the export's metadata: `sample_rate`, `sample_rates`,
+            `window_samples`, `hop_samples`, `multilabel`.
         assets: paths of files to ship with the SavedModel.
     """
     import tensorflow as tf
+
+    from kc2f.data.audio import get_resampler
 
     if _backend() != "tensorflow":
         raise ValueError(
             "write_saved_model needs KERAS_BACKEND=tensorflow; use export_run, which switches "
             f"to a TensorFlow child process. Received backend: {_backend()}"
         )
+    rate, multilabel = int(metadata["sample_rate"]), bool(metadata["multilabel"])
+    window, hop = int(metadata["window_samples"]), int(metadata["hop_samples"])
+    rates = [int(r) for r in metadata["sample_rates"]]
+    resamplers = [get_resampler(r, rate) for r in rates]
+    inexact = [r.rate_in for r in resamplers if not r.identity and not r.exact]
+    if inexact:
+        raise ValueError(f"No exact in-graph resampler from {inexact} Hz to {rate} Hz.")
+    label_names = tf.constant(labels)
 
-    def outputs(inputs):
-        logits = tf.cast(model(inputs, training=False), tf.float32)
+    def window_outputs(waveform, length):
+        logits = tf.cast(model({"waveform": waveform, "length": length}, training=False), tf.float32)
         scores = tf.sigmoid(logits) if multilabel else tf.nn.softmax(logits, axis=-1)
-        return {"scores": scores, "logits": logits}
+        return scores, logits
+
+    def resample(waveform, sample_rate, length):
+        known = tf.equal(tf.constant(rates), sample_rate)
+        check = tf.debugging.Assert(tf.reduce_any(known), [
+            f"sample_rate is not one this model resamples from ({', '.join(map(str, rates))} Hz); "
+            "resample the audio to one of them first. Received: sample_rate=", sample_rate])
+        with tf.control_dependencies([check]):
+            index = tf.argmax(tf.cast(known, tf.int32), output_type=tf.int32)
+
+        def branch(resampler):
+            def run():
+                if resampler.identity:
+                    return waveform, length
+                out = tf.map_fn(resampler, waveform, fn_output_signature=tf.TensorSpec([None], tf.float32))
+                new_length = resampler.output_length(tf.cast(length, tf.int64))
+                return out, tf.cast(new_length, tf.int32)
+            return run
+
+        return tf.switch_case(index, [branch(r) for r in resamplers])
+
+    def windowed(waveform, sample_rate, length):
+        waveform, length = resample(waveform, sample_rate, length)
+        batch, total = tf.shape(waveform)[0], tf.shape(waveform)[1]
+        # Windows start at 0, hop, 2 hop, ... until one reaches the end (as kc2f predict).
+        count = 1 + tf.maximum(total - window + hop - 1, 0) // hop
+        padded = tf.pad(waveform, [[0, 0], [0, (count - 1) * hop + window - total]])
+        frames = tf.signal.frame(padded, window, hop, axis=-1)
+        starts = tf.range(count) * hop
+        lengths = tf.clip_by_value(length[:, None] - starts[None, :], 0, window)
+        windows = 1 + tf.maximum(length - window + hop - 1, 0) // hop
+        scores, logits = window_outputs(tf.reshape(frames, [-1, window]), tf.reshape(lengths, [-1]))
+        classes = tf.shape(scores)[-1]
+        scores = tf.reshape(scores, [batch, count, classes])
+        logits = tf.reshape(logits, [batch, count, classes])
+        valid = tf.cast(tf.range(count)[None, :] < windows[:, None], tf.float32)[..., None]
+        scores, logits = scores * valid, logits * valid
+        denominator = tf.reduce_sum(valid, axis=1)
+        mean_scores = tf.reduce_sum(scores, axis=1) / denominator
+        return {
+            "scores": mean_scores,
+            "logits": tf.reduce_sum(logits, axis=1) / denominator,
+            "label": tf.gather(label_names, tf.argmax(mean_scores, axis=-1)),
+            "labels": tf.tile(label_names[None, :], [batch, 1]),
+            "window_scores": scores,
+            "windows": windows,
+        }
 
     waveform = tf.TensorSpec([None, None], tf.float32, name="waveform")
+    sample_rate = tf.TensorSpec([], tf.int32, name="sample_rate")
     length = tf.TensorSpec([None], tf.int32, name="length")
 
     # autograph=False: the model's Python branches depend on static settings only.
-    @tf.function(input_signature=[waveform], autograph=False)
-    def serve(waveform):
-        return outputs(waveform)
+    @tf.function(input_signature=[waveform, sample_rate], autograph=False)
+    def serve(waveform, sample_rate):
+        full = tf.fill(tf.shape(waveform)[:1], tf.shape(waveform)[1])
+        return windowed(waveform, sample_rate, full)
+
+    @tf.function(input_signature=[waveform, sample_rate, length], autograph=False)
+    def serve_padded(waveform, sample_rate, length):
+        return windowed(waveform, sample_rate, tf.minimum(length, tf.shape(waveform)[1]))
 
     @tf.function(input_signature=[waveform, length], autograph=False)
     def serve_with_length(waveform, length):
-        return outputs({"waveform": waveform, "length": length})
+        scores, logits = window_outputs(waveform, length)
+        return {"scores": scores, "logits": logits}
 
     module = tf.Module()
     # Tracking the variables (not the Keras model object) keeps the SavedModel
     # free of Keras-specific objects, as keras.export.ExportArchive does.
     module.model_variables = list(model.variables)
-    module.serve = serve
-    module.serve_with_length = serve_with_length
+    module.serve, module.serve_padded, module.serve_with_length = serve, serve_padded, serve_with_length
     module.assets = [tf.saved_model.Asset(str(asset)) for asset in assets]
     tf.saved_model.save(
         module,
         str(path),
         signatures={
             SIGNATURE: serve.get_concrete_function(),
+            PADDED_SIGNATURE: serve_padded.get_concrete_function(),
             LENGTH_SIGNATURE: serve_with_length.get_concrete_function(),
         },
     )

@@ -22,12 +22,23 @@ are aggregated by their mean or maximum over the file.
 """
 
 import math
+import os
 import pathlib
 
 import numpy as np
 
 from kc2f.data import registry
-from kc2f.export import KERAS_FILE, LABELS_FILE, LENGTH_SIGNATURE, METADATA_FILE, read_labels, read_run
+from kc2f.export import (
+    ASSETS,
+    KERAS_FILE,
+    LABELS_FILE,
+    LENGTH_SIGNATURE,
+    METADATA_FILE,
+    export_version_dir,
+    read_labels,
+    read_run,
+    serving_windows,
+)
 from kc2f.training.run_directory import RunDirectory, read_json
 
 AGGREGATES = ("mean", "max")
@@ -129,6 +140,9 @@ def load_predictor(model_ref, labels=None, factor=None, multilabel=None):
     path = pathlib.Path(model_ref)
     if not path.exists():
         raise ValueError(f"Model {path} does not exist.")
+    version = export_version_dir(path) if path.is_dir() and not (path / RunDirectory.CONFIG).is_file() else None
+    if version is not None:
+        path = version
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return _load_saved_model(path, labels, factor, multilabel)
     if path.is_dir() and (path / KERAS_FILE).is_file():
@@ -150,9 +164,10 @@ def load_predictor(model_ref, labels=None, factor=None, multilabel=None):
 def _sidecar_labels(path, labels):
     if labels:
         return read_labels(labels)
-    for name in (RunDirectory.LABELS, LABELS_FILE):
-        if (path.parent / name).is_file():
-            return read_labels(path.parent / name)
+    for candidate in (path.parent / RunDirectory.LABELS, path.parent / LABELS_FILE,
+                      path.parent / ASSETS / LABELS_FILE):
+        if candidate.is_file():
+            return read_labels(candidate)
     raise ValueError(
         f"No labels for {path}: put labels.json or {LABELS_FILE} beside it, or pass --labels FILE."
     )
@@ -162,7 +177,8 @@ def _load_keras_file(path, labels, factor, multilabel):
     labels = _sidecar_labels(path, labels)
     clip_seconds = None
     config = _read_optional_json(path.parent / RunDirectory.CONFIG)
-    metadata = _read_optional_json(path.parent / METADATA_FILE)
+    metadata = _read_optional_json(path.parent / ASSETS / METADATA_FILE) or _read_optional_json(
+        path.parent / METADATA_FILE)
     if isinstance(config, dict) and "dataset" in config:
         spec = registry.get_dataset_spec(config["dataset"])
         clip_seconds = spec.clip_seconds
@@ -206,7 +222,7 @@ def _load_saved_model(path, labels, factor, multilabel):
     import tensorflow as tf
 
     metadata = None
-    for candidate in (path / "assets" / METADATA_FILE, path / METADATA_FILE):
+    for candidate in (path / ASSETS / METADATA_FILE, path / METADATA_FILE):
         metadata = _read_optional_json(candidate)
         if metadata is not None:
             break
@@ -220,7 +236,7 @@ def _load_saved_model(path, labels, factor, multilabel):
     if labels:
         labels = read_labels(labels)
     else:
-        labels = read_labels(path / "assets" / LABELS_FILE)
+        labels = read_labels(path / ASSETS / LABELS_FILE)
     if len(labels) != metadata["num_classes"]:
         raise ValueError(
             f"{path} has {metadata['num_classes']} outputs but the labels list {len(labels)} names."
@@ -279,6 +295,9 @@ def predict_files(model_ref, files, window=None, hop=None, aggregate="mean", top
                   labels=None, multilabel=None, per_window=False, batch_size=16, on_result=None):
     """Predicts audio files with sliding windows; one result per file, bad files included.
 
+    Windows of consecutive files share model calls (`batch_size` windows each),
+    so many short files cost a few large batches, not one small call each.
+
     Args:
         model_ref: run directory, `.keras` file or exported SavedModel directory
             (see `load_predictor`), or a loaded `Predictor`.
@@ -294,37 +313,102 @@ def predict_files(model_ref, files, window=None, hop=None, aggregate="mean", top
         multilabel: force sigmoid (`True`) / softmax (`False`) scores.
         per_window: add every window's scores to the results.
         batch_size: windows per model call.
-        on_result: called with each result as soon as it is ready.
+        on_result: called with each result as soon as it is ready, in order.
 
     Returns:
         list of dict, in the order of `files`. A predicted file: `file`,
         `duration` (s), `windows`, `window` (s), `hop` (s), `aggregate`, `top`
-        (list of `{"label", "index", "score"}`, best first) and, with
-        `per_window`, `per_window` (list of `{"start", "end", "top", "scores"}`,
-        seconds and `{label: score}`). A file that cannot be read: `file` and
-        `error` (the reason, naming the file).
+        (list of `{"label", "index", "score"}`, best first), `scores` (the
+        aggregated scores, a float per class) and, with `per_window`,
+        `per_window` (list of `{"start", "end", "top", "scores"}`, seconds and
+        `{label: score}`). A file that cannot be read: `file` and `error` (the
+        reason, naming the file).
 
     Raises:
         ValueError: bad model or option (the message names it). Unreadable audio
             files do not raise; they are reported in their result.
     """
-    # Deferred: decoding imports TensorFlow (seconds), which option errors need not wait for.
-    from kc2f.data.audio import AudioError, load_audio
+    predictor = _checked_predictor(model_ref, aggregate, top_k, batch_size, window, hop, labels, factor,
+                                   multilabel)
+    return predict_waveforms(predictor, audio_items(files, predictor.sample_rate), window=window, hop=hop,
+                             aggregate=aggregate, top_k=top_k, per_window=per_window, batch_size=batch_size,
+                             on_result=on_result)
 
+
+def audio_items(inputs, rate, sample_rate=None):
+    """`(name, mono float32 waveform at rate)` per input, lazily; an unreadable file gives its error.
+
+    Args:
+        inputs: file paths and 1-D waveforms, in any mix.
+        rate: the model's rate, Hz.
+        sample_rate: rate of the waveforms (files are decoded at their own).
+
+    Yields:
+        `(name, waveform or kc2f.data.audio.AudioError)`; a waveform's name is
+        `"waveform[i]"`, `i` its index in `inputs`.
+
+    Raises:
+        ValueError: a waveform that is not 1-D, or no `sample_rate` for one.
+    """
+    # Deferred: decoding and resampling import TensorFlow (seconds), which option errors need not wait for.
+    from kc2f.data.audio import AudioError, load_audio, resample
+
+    for index, item in enumerate(inputs):
+        if isinstance(item, (str, os.PathLike)):
+            try:
+                yield str(item), load_audio(item, rate)
+            except AudioError as error:
+                yield str(item), error
+            except OSError as error:
+                yield str(item), AudioError(item, error.strerror or str(error))
+            continue
+        if sample_rate is None:
+            raise ValueError(f"sample_rate is required to predict waveforms (inputs[{index}] is one). "
+                             "Received: sample_rate=None")
+        waveform = np.asarray(item, np.float32)
+        if waveform.ndim != 1:
+            raise ValueError(
+                f"Each waveform must be 1-D (mono). Received: inputs[{index}] with shape {waveform.shape}"
+            )
+        if int(sample_rate) != rate:
+            waveform = np.asarray(resample(waveform, int(sample_rate), rate))
+        yield f"waveform[{index}]", waveform
+
+
+def _checked_predictor(model_ref, aggregate, top_k, batch_size, window, hop, labels=None, factor=None,
+                       multilabel=None):
     if aggregate not in AGGREGATES:
         raise ValueError(
             f"aggregate must be one of {', '.join(AGGREGATES)}. Received: aggregate={aggregate!r}"
         )
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"top_k must be an integer >= 1. Received: top_k={top_k!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1. Received: batch_size={batch_size!r}")
     for name, value in (("window", window), ("hop", hop)):
         if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
             raise ValueError(f"{name} must be a positive number of seconds. Received: {name}={value!r}")
-    predictor = model_ref if isinstance(model_ref, Predictor) else load_predictor(
-        model_ref, labels=labels, factor=factor, multilabel=multilabel
-    )
+    if isinstance(model_ref, Predictor):
+        return model_ref
+    return load_predictor(model_ref, labels=labels, factor=factor, multilabel=multilabel)
+
+
+def predict_waveforms(predictor, items, window=None, hop=None, aggregate="mean", top_k=5, per_window=False,
+                      batch_size=16, on_result=None):
+    """Predicts waveforms at the model's rate with sliding windows, batching windows across items.
+
+    Args:
+        predictor: a loaded `Predictor`.
+        items: iterable of `(name, waveform)`: float32 mono `(samples,)` at
+            `predictor.sample_rate`, or an exception (reported as the item's
+            `error`).
+        window, hop, aggregate, top_k, per_window, batch_size, on_result: as
+            for `predict_files`.
+
+    Returns:
+        list of dict, one per item, as `predict_files` (`file` is the name).
+    """
+    predictor = _checked_predictor(predictor, aggregate, top_k, batch_size, window, hop)
     window = predictor.clip_seconds if window is None else float(window)
     hop = window / 2.0 if hop is None else float(hop)
     if window > predictor.span_seconds + 1e-9:
@@ -338,63 +422,82 @@ def predict_files(model_ref, files, window=None, hop=None, aggregate="mean", top
             f"hop must not exceed window ({window:g} s); audio would be skipped. Received: hop={hop:g}"
         )
     rate = predictor.sample_rate
-    window_samples = max(int(round(window * rate)), 1)
-    hop_samples = max(int(round(hop * rate)), 1)
-    k = min(top_k, len(predictor.labels))
+    if window == predictor.clip_seconds and hop == window / 2.0:
+        # The serving signatures' windows, to the sample.
+        window_samples, hop_samples = serving_windows(window, rate)
+    else:
+        window_samples, hop_samples = max(int(round(window * rate)), 1), max(int(round(hop * rate)), 1)
+    options = {"window": window_samples, "hop": hop_samples, "aggregate": aggregate,
+               "k": min(top_k, len(predictor.labels)), "per_window": per_window}
 
-    results = []
-    for file in files:
-        try:
-            audio = load_audio(file, rate)
-        except (AudioError, OSError) as error:
-            result = {"file": str(file), "error": str(error) if isinstance(error, AudioError)
-                      else f"{file}: {error.strerror or error}"}
+    results, pending, queue = [], [], []  # finished results; items awaiting scores; (item, row, window)
+
+    def flush(limit):
+        while len(queue) >= limit and queue:
+            chunk, queue[:] = queue[:batch_size], queue[batch_size:]
+            rows = _batch_shape(len(chunk), batch_size)
+            # Padding rows have length 0: the model sees silence there; their scores are dropped.
+            waveform = np.zeros((rows, window_samples), np.float32)
+            length = np.zeros((rows,), np.int32)
+            for i, (_, _, samples) in enumerate(chunk):
+                waveform[i, : len(samples)] = samples
+                length[i] = len(samples)
+            scores = predictor.scores(waveform, length)
+            for (item, row, _), row_scores in zip(chunk, scores):
+                item["scores"][row] = row_scores
+                item["missing"] -= 1
+        while pending and pending[0]["missing"] == 0:
+            result = _result(predictor, pending.pop(0), options)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+
+    for name, audio in items:
+        if isinstance(audio, BaseException):
+            item = {"name": name, "error": str(audio), "missing": 0}
         else:
-            scores, spans = _score_windows(predictor, audio, window_samples, hop_samples, batch_size)
-            total = scores.mean(axis=0) if aggregate == "mean" else scores.max(axis=0)
-            result = {
-                "file": str(file),
-                "duration": len(audio) / rate,
-                "windows": len(scores),
-                "window": window_samples / rate,
-                "hop": hop_samples / rate,
-                "aggregate": aggregate,
-                "top": _top(total, predictor.labels, k),
-            }
-            if len(audio) < predictor.min_samples:
-                result["warning"] = (
-                    f"{file}: only {len(audio)} samples ({len(audio) / rate * 1000:.1f} ms), shorter than one "
-                    f"fbank frame ({predictor.min_samples} samples): its scores carry no information"
-                )
-            if per_window:
-                result["per_window"] = [
-                    {
-                        "start": start / rate,
-                        "end": end / rate,
-                        "top": _top(row, predictor.labels, k),
-                        "scores": {name: float(s) for name, s in zip(predictor.labels, row)},
-                    }
-                    for row, (start, end) in zip(scores, spans)
-                ]
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
+            audio = np.asarray(audio, np.float32)
+            starts = window_starts(len(audio), window_samples, hop_samples)
+            spans = [(start, min(start + window_samples, len(audio))) for start in starts]
+            item = {"name": name, "audio_length": len(audio), "spans": spans, "missing": len(spans),
+                    "scores": [None] * len(spans)}
+            queue.extend((item, row, audio[start:end]) for row, (start, end) in enumerate(spans))
+        pending.append(item)
+        flush(batch_size)
+    flush(1)
     return results
 
 
-def _score_windows(predictor, audio, window, hop, batch_size):
-    """Scores `(windows, classes)` and `(start, end)` sample spans of one waveform."""
-    starts = window_starts(len(audio), window, hop)
-    spans = [(s, min(s + window, len(audio))) for s in starts]
-    scores = []
-    for first in range(0, len(starts), batch_size):
-        chunk = spans[first:first + batch_size]
-        rows = _batch_shape(len(chunk), batch_size)
-        # Padding rows have length 0: the model sees silence there; their scores are dropped.
-        waveform = np.zeros((rows, window), np.float32)
-        length = np.zeros((rows,), np.int32)
-        for i, (start, end) in enumerate(chunk):
-            waveform[i, : end - start] = audio[start:end]
-            length[i] = end - start
-        scores.append(predictor.scores(waveform, length)[: len(chunk)])
-    return np.concatenate(scores), spans
+def _result(predictor, item, options):
+    """The result dict of one finished item."""
+    if "error" in item:
+        return {"file": item["name"], "error": item["error"]}
+    rate, k = predictor.sample_rate, options["k"]
+    scores = np.stack(item["scores"])
+    total = scores.mean(axis=0) if options["aggregate"] == "mean" else scores.max(axis=0)
+    result = {
+        "file": item["name"],
+        "duration": item["audio_length"] / rate,
+        "windows": len(scores),
+        "window": options["window"] / rate,
+        "hop": options["hop"] / rate,
+        "aggregate": options["aggregate"],
+        "top": _top(total, predictor.labels, k),
+        "scores": [float(score) for score in total],
+    }
+    if item["audio_length"] < predictor.min_samples:
+        result["warning"] = (
+            f"{item['name']}: only {item['audio_length']} samples ({item['audio_length'] / rate * 1000:.1f} ms), "
+            f"shorter than one fbank frame ({predictor.min_samples} samples): its scores carry no information"
+        )
+    if options["per_window"]:
+        result["per_window"] = [
+            {
+                "start": start / rate,
+                "end": end / rate,
+                "top": _top(row, predictor.labels, k),
+                "scores": {name: float(s) for name, s in zip(predictor.labels, row)},
+            }
+            for row, (start, end) in zip(scores, item["spans"])
+        ]
+    return result

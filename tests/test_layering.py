@@ -11,7 +11,8 @@ module is collected: module-level and function-local ones, `import kc2f.x`,
 * the package root `kc2f/__init__.py` defines constants (`__version__`) that
   any module may import, so it sits below every layer; it imports other `kc2f`
   modules only lazily, inside functions (a top-level API may reach up that
-  way), so that `import kc2f.layers` stays light.
+  way), so that `import kc2f.layers` stays light; imports of the root are
+  therefore not counted in cycles.
 
 Layers, lowest first: 0 layers; 1 models; 2 weights; 3 families; 4 data;
 5 training; 6 experiments, export, inference, benchmark; 7 commands, cli.
@@ -40,6 +41,7 @@ LAYERS = {
     "kc2f.experiments": 6,
     "kc2f.export": 6,
     "kc2f.inference": 6,
+    "kc2f.classifier": 6,
     "kc2f.benchmark": 6,
     "kc2f.commands": 7,
     "kc2f.cli": 7,
@@ -255,6 +257,10 @@ def test_every_module_is_in_the_layer_map(tree):
 
 def test_no_import_cycles(tree):
     _, edges = tree
+    # Imports of the package root are left out: the root defines its constants
+    # (`__version__`) before anything else runs, so a module importing it can never meet
+    # it half-initialised, even while the root's API functions import upwards.
+    edges = [edge for edge in edges if edge.imported != PACKAGE]
     cycles = import_cycles(edges)
     if not cycles:
         return

@@ -13,6 +13,7 @@ from kc2f.layers import (
     TimePooling,
     TransformerBlock,
 )
+from kc2f.models.preset_io import is_preset_path, load_preset, save_to_preset
 from kc2f.models.presets import PRESETS
 
 METHODS = ("fshift", "maxpool", "avgpool", "patch-bl", "patch-pi")
@@ -218,11 +219,30 @@ class AudioSpectrogramTransformer(keras.Model):
         self.build()
 
     @classmethod
-    def from_preset(cls, preset, **kwargs):
-        """Builds a preset size (`tiny`, `small`, `base`; ViT-Ti/S/B) with overrides."""
-        if preset not in PRESETS:
-            raise ValueError(f"preset must be one of {sorted(PRESETS)}. Received: preset={preset!r}")
-        return cls(**{**PRESETS[preset], **kwargs})
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """A preset size (`tiny`, `small`, `base`; ViT-Ti/S/B), or a saved model, with overrides.
+
+        Args:
+            preset: a size name, or a path: a `save_to_preset` directory, a kc2f
+                run directory or export, or a `.keras` file (keras-hub's
+                `from_preset` for local presets; see `kc2f.models.preset_io`).
+            load_weights: for a saved model, load its weights.
+            **kwargs: constructor arguments replacing the preset's.
+        """
+        if isinstance(preset, str) and preset in PRESETS:
+            return cls(**{**PRESETS[preset], **kwargs})
+        if not is_preset_path(preset):
+            raise ValueError(
+                f"preset must be one of {sorted(PRESETS)} or a preset directory. Received: preset={preset!r}"
+            )
+        model = load_preset(preset, load_weights=load_weights, **kwargs)
+        if not isinstance(model, cls):
+            raise ValueError(f"{preset} holds a {type(model).__name__}, not a {cls.__name__}.")
+        return model
+
+    def save_to_preset(self, preset_dir):
+        """Writes this model as a preset directory (`kc2f.models.preset_io.save_to_preset`)."""
+        save_to_preset(self, preset_dir)
 
     @property
     def num_patch_tokens(self):

@@ -21,6 +21,12 @@ Sources, all read from local files (nothing is downloaded):
   ViT under `module.v.`, plus `module.mlp_head.0` (LayerNorm) and
   `module.mlp_head.1` (Linear); 16 × 16 patches with stride 10 give a 12 × 101
   grid on 128 mel bins × 1024 frames.
+- Hugging Face's AST (`ASTForAudioClassification` / `ASTModel` of `transformers`,
+  e.g. `MIT/ast-finetuned-audioset-10-10-0.4593` on the hub): the same network
+  under `audio_spectrogram_transformer.{embeddings,encoder.layer.{i},layernorm}.*`
+  with separate query/key/value projections, and `classifier.{layernorm,dense}.*`;
+  its `model.safetensors` (read without torch) or `pytorch_model.bin`. The names
+  are mapped to AST's (`hugging_face_ast_to_ast`), the rest is as for AST.
 - kc2f's own `.keras` files, or a run directory holding `model.keras`.
 
 Where to get real checkpoints (kc2f never downloads; fetch them yourself):
@@ -183,6 +189,83 @@ def torch_linear_to_keras(weight):
     return weight.T
 
 
+_HF_PREFIX = "audio_spectrogram_transformer."
+_HF_PATCH = "embeddings.patch_embeddings.projection.weight"
+# Hugging Face name inside `encoder.layer.{i}.` -> AST/timm name inside `blocks.{i}.`
+# (query, key and value are concatenated into `attn.qkv` separately).
+_HF_BLOCK_KEYS = {
+    "layernorm_before": "norm1",
+    "attention.output.dense": "attn.proj",
+    "layernorm_after": "norm2",
+    "intermediate.dense": "mlp.fc1",
+    "output.dense": "mlp.fc2",
+}
+_HF_BLOCK_KEY = re.compile(r"^encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$")
+
+
+def is_hugging_face_ast(state):
+    """Whether a state dict has the parameter names of Hugging Face's AST."""
+    return _HF_PATCH in state or _HF_PREFIX + _HF_PATCH in state
+
+
+def hugging_face_ast_to_ast(state):
+    """Renames a Hugging Face AST state dict to the official AST's names (`module.v.*`).
+
+    `transformers`' `ASTForAudioClassification` is AST's network with other names:
+    `embeddings.{cls_token, distillation_token, position_embeddings}`,
+    `embeddings.patch_embeddings.projection.*` (the conv, same layout),
+    `encoder.layer.{i}.attention.attention.{query,key,value}.*` (concatenated here
+    in that order into timm's `attn.qkv`, whose output rows are q, k, v),
+    `attention.output.dense`, `layernorm_before/after`, `intermediate.dense`,
+    `output.dense`, a final `layernorm`, and the head `classifier.{layernorm,
+    dense}` (AST's `mlp_head.0/1`). A pure function: arrays are not copied
+    beyond the qkv concatenation.
+
+    Args:
+        state: `{name: array}` with or without the `audio_spectrogram_transformer.` prefix.
+
+    Returns:
+        `{name: array}` in the official AST's names; keys it does not know are
+        kept under their own names (and reported unused later).
+    """
+    out, qkv = {}, {}
+    for key, value in state.items():
+        name = key[len(_HF_PREFIX):] if key.startswith(_HF_PREFIX) else key
+        match = _HF_BLOCK_KEY.match(name)
+        if name.startswith("classifier."):
+            head = {"classifier.layernorm": "0", "classifier.dense": "1"}.get(name.rsplit(".", 1)[0])
+            out[f"module.mlp_head.{head}.{name.rsplit('.', 1)[1]}" if head else key] = value
+        elif match:
+            index, inner, kind = match.groups()
+            if inner in ("attention.attention.query", "attention.attention.key", "attention.attention.value"):
+                qkv.setdefault((index, kind), {})[inner.rsplit(".", 1)[1]] = value
+            elif inner in _HF_BLOCK_KEYS:
+                out[f"module.v.blocks.{index}.{_HF_BLOCK_KEYS[inner]}.{kind}"] = value
+            else:
+                out[key] = value
+        else:
+            renamed = {
+                "embeddings.cls_token": "cls_token",
+                "embeddings.distillation_token": "dist_token",
+                "embeddings.position_embeddings": "pos_embed",
+                "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+                "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+                "layernorm.weight": "norm.weight",
+                "layernorm.bias": "norm.bias",
+            }.get(name)
+            out[f"module.v.{renamed}" if renamed else key] = value
+    for (index, kind), parts in sorted(qkv.items()):
+        if set(parts) != {"query", "key", "value"}:
+            missing = sorted({"query", "key", "value"} - set(parts))
+            raise ValueError(
+                f"Hugging Face AST block {index} lacks attention.attention.{missing[0]}.{kind}; "
+                "query, key and value are needed together."
+            )
+        out[f"module.v.blocks.{index}.attn.qkv.{kind}"] = np.concatenate(
+            [np.asarray(parts[name]) for name in ("query", "key", "value")], axis=0)
+    return out
+
+
 def detect_format(state):
     """`("ast", prefix)` or `("timm", prefix)` for a state dict; `prefix` is stripped from keys.
 
@@ -211,6 +294,10 @@ def convert_state_dict(state, source="<state dict>"):
         ValueError: a required key is missing (the message names it, the file,
             and any key it did not recognise), or a tensor has the wrong rank.
     """
+    notes = []
+    if is_hugging_face_ast(state):
+        state = hugging_face_ast_to_ast(state)
+        notes.append("Hugging Face AST names mapped to the official AST's (query/key/value -> qkv)")
     fmt, prefix = detect_format(state)
     vit_prefix = prefix + ("v." if fmt == "ast" else "")
     remaining = dict(state)
@@ -272,7 +359,6 @@ def convert_state_dict(state, source="<state dict>"):
             )
 
     prefix_tokens = cls if dist is None else np.concatenate([cls, dist], axis=1)
-    notes = []
     num_prefix, num_pos = prefix_tokens.shape[1], pos.shape[1]
     if fmt == "timm" and not _is_square(num_pos - num_prefix) and _is_square(num_pos):
         # timm's `no_embed_class` ViTs (DeiT III, ...) give the prefix tokens no position;
@@ -547,7 +633,8 @@ def initialize_from(model, path, *, skip_head=None, source_grid=None):
     """Initialises a built AST in place from a pretrained checkpoint on local disk.
 
     timm/DeiT/ViT (ImageNet, https://arxiv.org/abs/2012.12877), the official
-    AST (AudioSet, https://arxiv.org/abs/2104.01778, `module.v.*`) or kc2f's own
+    AST (AudioSet, https://arxiv.org/abs/2104.01778, `module.v.*`), Hugging
+    Face's AST (`audio_spectrogram_transformer.*`, `classifier.*`) or kc2f's own
     `.keras` / run directory; converted to kc2f's layout, the position embedding
     interpolated to `model.token_grid` on both axes, the patch kernel summed over
     RGB and resized to the model's patch size by the method's rule, a missing

@@ -30,7 +30,7 @@ def test_export_command_errors(setup):
     runner = CliRunner()
     result = runner.invoke(export, [str(run_dir), "--out", str(root / "exported")])
     assert result.exit_code != 0
-    assert "is not empty" in result.output and "--overwrite" in result.output
+    assert "exists" in result.output and "--overwrite" in result.output
     assert "Traceback" not in result.output
     result = runner.invoke(export, [str(run_dir), "--out", str(root / "x"), "--factor", "0"])
     assert result.exit_code != 0 and "--factor" in result.output

@@ -2,6 +2,7 @@
 and the AudioSet configs' learning rate per epoch against AST's official schedule."""
 
 import json
+import pathlib
 
 import keras
 import numpy as np
@@ -94,6 +95,9 @@ def test_averaged_run_delivers_and_exports_the_mean_and_survives_a_rerun(tmp_pat
 
     exported = export_run(run_dir, tmp_path / "export", format="keras")
     _assert_weights_are(load_model(exported["keras"]), expected)
+    training = json.loads((pathlib.Path(exported["out_dir"]) / "assets" / "kc2f.json").read_text())["training"]
+    assert training["score"] == summary["averaged_metric"]
+    assert training["delivered_model"] == "weight average of epochs 1..3"
 
     # Killed while finishing (model.keras and summary.json not written): the same command averages
     # the same committed checkpoints again.
