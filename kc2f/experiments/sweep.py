@@ -23,6 +23,7 @@ import pathlib
 from kc2f.experiments import report as report_lib
 from kc2f.experiments.plots import make_plots
 from kc2f.families import get_family
+from kc2f.training.phase_switch import SWITCH_RULES
 from kc2f.training.run_config import parse_ints
 from kc2f.training.trainer import fit
 
@@ -30,7 +31,6 @@ DEFAULT_METHODS = ("maxpool", "fshift", "avgpool", "patch-bl", "patch-pi")
 DEFAULT_FACTOR_LISTS = ((2, 1), (4, 1))
 THREE_PHASE = (4, 2, 1)
 BASELINE = "baseline"
-SWITCH_RULES = ("fixed", "plateau", "budget")
 
 
 def run_name(method, factors, switch="fixed"):
@@ -43,29 +43,26 @@ def run_name(method, factors, switch="fixed"):
     return name if switch == "fixed" else f"{name}-{switch}"
 
 
+def _parse_names(text, known, what):
+    """`"a,b"` (or a list) -> `["a", "b"]`, each one of `known`, without repeats; `what` names them."""
+    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
+    names = [m.strip() for m in items if str(m).strip()]
+    if not names:
+        raise ValueError(f"{what}s must name at least one of {', '.join(known)}. Received: {text!r}")
+    for name in names:
+        if name not in known:
+            raise ValueError(f"Unknown {what} {name!r}; choose from {', '.join(known)}.")
+    return list(dict.fromkeys(names))
+
+
 def parse_switches(text):
     """`"fixed,plateau"` (or a list) -> `["fixed", "plateau"]`, each a phase-switch rule."""
-    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
-    switches = [s.strip() for s in items if str(s).strip()]
-    if not switches:
-        raise ValueError(f"switches must name at least one of {', '.join(SWITCH_RULES)}. Received: {text!r}")
-    for switch in switches:
-        if switch not in SWITCH_RULES:
-            raise ValueError(f"Unknown switch {switch!r}; choose from {', '.join(SWITCH_RULES)}.")
-    return list(dict.fromkeys(switches))
+    return _parse_names(text, SWITCH_RULES, "switch")
 
 
 def parse_methods(text, model="ast"):
     """`"maxpool,fshift"` (or a list) -> `["maxpool", "fshift"]`, checked against the model's methods."""
-    known = get_family(model).methods
-    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
-    methods = [m.strip() for m in items if str(m).strip()]
-    if not methods:
-        raise ValueError(f"methods must name at least one of {', '.join(known)}. Received: {text!r}")
-    for method in methods:
-        if method not in known:
-            raise ValueError(f"Unknown method {method!r}; choose from {', '.join(known)}.")
-    return list(dict.fromkeys(methods))
+    return _parse_names(text, get_family(model).methods, "method")
 
 
 def parse_factor_lists(text):

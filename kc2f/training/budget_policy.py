@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 
+from kc2f.training.phase_schedule import check_phase_bounds
+
 _MIN_POINTS = 3  # the saturating curve has three parameters
 _HORIZON = 1000  # epochs looked ahead when nothing else bounds the phase
 
@@ -82,12 +84,7 @@ class BudgetPolicy:
     def __init__(self, budget=None, min_epochs=1, max_epochs=None):
         if budget is not None and not budget > 0:
             raise ValueError(f"budget must be positive FLOPs or None. Received: budget={budget!r}")
-        if not isinstance(min_epochs, int) or min_epochs < 1:
-            raise ValueError(f"min_epochs must be an integer >= 1. Received: min_epochs={min_epochs!r}")
-        if max_epochs is not None and (not isinstance(max_epochs, int) or max_epochs < min_epochs):
-            raise ValueError(
-                f"max_epochs must be an integer >= min_epochs ({min_epochs}) or None. Received: max_epochs={max_epochs!r}"
-            )
+        check_phase_bounds(min_epochs, max_epochs)
         self.budget = None if budget is None else float(budget)
         self.min_epochs = min_epochs
         self.max_epochs = max_epochs

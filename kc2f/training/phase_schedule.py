@@ -163,3 +163,13 @@ def adaptive_schedule(factors, epochs, decided=(), max_epochs=None):
         lengths.append(room if max_epochs is None else min(max_epochs, room))
     lengths.append(epochs - sum(lengths))
     return PhaseSchedule(factors, tuple(lengths))
+
+
+def check_phase_bounds(min_epochs, max_epochs):
+    """Raises ValueError unless `1 <= min_epochs <= max_epochs` (integers; `max_epochs` may be `None`)."""
+    if not isinstance(min_epochs, int) or min_epochs < 1:
+        raise ValueError(f"min_epochs must be an integer >= 1. Received: min_epochs={min_epochs!r}")
+    if max_epochs is not None and (not isinstance(max_epochs, int) or max_epochs < min_epochs):
+        raise ValueError(
+            f"max_epochs must be an integer >= min_epochs ({min_epochs}) or None. Received: max_epochs={max_epochs!r}"
+        )

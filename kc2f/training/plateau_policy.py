@@ -1,5 +1,7 @@
 """`PlateauPolicy`: leave a coarse phase once its monitored value stops improving."""
 
+from kc2f.training.phase_schedule import check_phase_bounds
+
 _MONITORS = ("metric", "loss")
 
 
@@ -40,12 +42,7 @@ class PlateauPolicy:
             raise ValueError(f"patience must be an integer >= 1. Received: patience={patience!r}")
         if not min_delta >= 0.0:
             raise ValueError(f"min_delta must be >= 0. Received: min_delta={min_delta!r}")
-        if not isinstance(min_epochs, int) or min_epochs < 1:
-            raise ValueError(f"min_epochs must be an integer >= 1. Received: min_epochs={min_epochs!r}")
-        if max_epochs is not None and (not isinstance(max_epochs, int) or max_epochs < min_epochs):
-            raise ValueError(
-                f"max_epochs must be an integer >= min_epochs ({min_epochs}) or None. Received: max_epochs={max_epochs!r}"
-            )
+        check_phase_bounds(min_epochs, max_epochs)
         self.monitor = monitor
         self.patience = patience
         self.min_delta = float(min_delta)
