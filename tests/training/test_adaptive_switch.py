@@ -28,15 +28,15 @@ def _history(run_dir):
 def test_plateau_ends_each_coarse_phase_of_a_3_phase_run_of_another_family(tmp_path):
     # min_delta 1 > any change of accuracy: only the first epoch of a phase "improves", so
     # with patience 1 each coarse phase ends after its 2nd epoch, whatever is learnt.
-    config = _toy(tmp_path, factors=(4, 2, 1), epochs=7, switch="plateau", switch_patience=1,
+    config = _toy(tmp_path, factors=(4, 2, 1), epochs=5, switch="plateau", switch_patience=1,
                   switch_min_delta=1.0, switch_min_epochs=1, switch_max_epochs=3)
     lines = []
     summary = fit(config, run_dir=tmp_path / "run", verbose=0, log=lines.append)
     history = _history(tmp_path / "run")
-    assert [(r["phase"], r["factor"]) for r in history] == [(1, 4), (1, 4), (2, 2), (2, 2), (3, 1), (3, 1), (3, 1)]
-    assert [r.get("phase_end") for r in history] == ["", "plateau", "", "plateau", None, None, None]
+    assert [(r["phase"], r["factor"]) for r in history] == [(1, 4), (1, 4), (2, 2), (2, 2), (3, 1)]
+    assert [r.get("phase_end") for r in history] == ["", "plateau", "", "plateau", None]
     assert [r.get("switch_wait") for r in history[:4]] == [0, 1, 0, 1]
-    assert summary["phase_epochs"] == [2, 2, 3] and summary["epochs_trained"] == 7
+    assert summary["phase_epochs"] == [2, 2, 1] and summary["epochs_trained"] == 5
     assert any(line.startswith("Phase 1 ends after epoch 2 (plateau") for line in lines)
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["switch"]["decided"] == [2, 2]
@@ -71,12 +71,13 @@ def test_phase_epochs_cannot_be_combined_with_an_adaptive_switch(tmp_path):
 def _args(data_dir):
     # As above, min_delta 1 makes the decision independent of what is learnt: best at epoch 1,
     # wait 1 after epoch 2, wait 2 (= patience) ends the phase after epoch 3. A resume that lost
-    # the wait counter would end it after epoch 4 instead, by max_epochs.
+    # the wait counter would not end it there (the schedule's provisional end, epoch 3 of 4, would,
+    # but with the reason "epoch budget").
     return [
         "fit", "--dataset", "synthetic", "--data-dir", str(data_dir), "--method", "maxpool",
-        "--factors", "2,1", "--epochs", "5", "--switch", "plateau", "--batch-size", "8", "--quiet",
+        "--factors", "2,1", "--epochs", "4", "--switch", "plateau", "--batch-size", "8", "--quiet",
         *cli_sets(["max_train_examples=8", "max_eval_examples=8", "jit=off", "switch_patience=2",
-                   "switch_min_delta=1.0", "switch_min_epochs=1", "switch_max_epochs=4", *TINY_MODEL]),
+                   "switch_min_delta=1.0", "switch_min_epochs=1", "switch_max_epochs=3", *TINY_MODEL]),
     ]
 
 
@@ -90,12 +91,13 @@ def _fit(data_dir, run_dir, fault=None):
     )
 
 
+@pytest.mark.slow  # ~150 s on 2 shared CPU cores: three tiny AST processes (reference, killed, resumed)
 def test_sigkill_in_a_patience_window_resumes_to_the_same_decision(tmp_path, synthetic_dir):
     reference = tmp_path / "reference"
     done = _fit(synthetic_dir, reference)
     assert done.returncode == 0, done.stderr[-3000:]
     expected = _history(reference)
-    assert [r.get("phase_end") for r in expected] == ["", "", "plateau", None, None]
+    assert [r.get("phase_end") for r in expected] == ["", "", "plateau", None]
 
     run = tmp_path / "killed"
     killed = _fit(synthetic_dir, run, "epoch:3")  # after epoch 2's commit (wait 1), before epoch 3's
