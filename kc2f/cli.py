@@ -36,6 +36,9 @@ def main():
 @click.option("--epochs", type=int, help="Total epochs (default: the dataset's recipe).")
 @click.option("--phase-epochs", help="Epochs per phase, e.g. 3,3,14 (overrides --initial-fraction).")
 @click.option("--initial-fraction", type=float, help="Share of epochs for the initial phases (default 0.25).")
+@click.option("--switch", type=click.Choice(("fixed", "plateau", "budget")),
+              help="When a coarse phase ends: fixed (default, the paper's split), plateau (its curve stops "
+                   "improving) or budget (predicted best final metric); tune with --set switch_*=...")
 @click.option("--target", type=float, help="Budget mode: stop the final phase when the metric reaches this.")
 @click.option("--baseline", type=click.Path(file_okay=False), help="Budget mode: stop at this baseline run's best metric.")
 @click.option("--preset", help="Model size preset (ast: tiny, small, base).")

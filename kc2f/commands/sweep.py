@@ -14,18 +14,21 @@ from kc2f.training.run_config import RunConfig
               help="Comma-separated compression methods.")
 @click.option("--factor-lists", default="2,1;4,1", show_default=True,
               help="Semicolon-separated factor lists, e.g. '2,1;4,1;4,2,1'.")
+@click.option("--switch", "switches", default=None,
+              help="Comma-separated phase-switch rules to compare, e.g. 'fixed,plateau' (default: the config's, "
+                   "fixed); adaptive runs go to <method>-<factors>-<switch>/.")
 @click.option("--with-3-phase", "with_3_phase", is_flag=True, help="Also run the 3-phase schedule 4,2,1.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any option (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def sweep(dataset, data_dir, out_dir, methods, factor_lists, with_3_phase, config_file, sets, quiet):
+def sweep(dataset, data_dir, out_dir, methods, factor_lists, switches, with_3_phase, config_file, sets, quiet):
     """Train the baseline and every method × factor list (same seed and epochs), then write
     Table 2 / Table 3 (tables.md, table2.csv, table3.csv, tables.json) and the plots to --out.
 
     Re-running the same command reuses finished runs and resumes an interrupted one.
     """
     # Deferred: the sweep imports TensorFlow and Keras, which `kc2f --help` must not wait for.
-    from kc2f.experiments.sweep import THREE_PHASE, parse_factor_lists, parse_methods, run_sweep
+    from kc2f.experiments.sweep import THREE_PHASE, parse_factor_lists, parse_methods, parse_switches, run_sweep
 
     try:
         lists = parse_factor_lists(factor_lists)
@@ -33,7 +36,8 @@ def sweep(dataset, data_dir, out_dir, methods, factor_lists, with_3_phase, confi
             lists.append(list(THREE_PHASE))
         config = RunConfig.from_sources(config_file, sets, dataset=dataset, data_dir=data_dir)
         result = run_sweep(config, out_dir, parse_methods(methods, config.model), lists, log=click.echo,
-                           verbose=0 if quiet else 1)
+                           verbose=0 if quiet else 1,
+                           switches=parse_switches(switches) if switches is not None else None)
     except ValueError as error:  # RunError is a ValueError
         raise click.ClickException(str(error)) from None
     click.echo(f"Sweep of {len(result['runs'])} runs done: {result['out_dir']}")

@@ -23,6 +23,8 @@ def run_name(run):
         name = "baseline"
     else:
         name = f"{config.get('method', '?')} {'→'.join(str(f) for f in factors)}"
+        if config.get("switch", "fixed") != "fixed":
+            name += f" ({config['switch']})"
     if not run.get("finished", True):
         name += f" (unfinished, {len(run['history'])} epochs)"
     return name
@@ -31,6 +33,12 @@ def run_name(run):
 def _factors(run):
     factors = run["config"].get("factors")
     return list(factors) if factors else sorted({row["factor"] for row in run["history"]}, reverse=True)
+
+
+def phase_ends(history):
+    """The last epoch (1-based) of each phase (each run of one factor) in a run's history, e.g. `[8, 30]`."""
+    return [row["epoch"] for row, after in zip(history, [*history[1:], None])
+            if after is None or after["factor"] != row["factor"]]
 
 
 def _best(history):
@@ -50,7 +58,9 @@ def table2_row(run, baseline):
     `reached = False` and its savings at its best epoch.
 
     Returns:
-        dict: name, metric, delta, flops_save_pct, time_save_pct, reached, epoch.
+        dict: name, metric, delta, flops_save_pct, time_save_pct, reached, epoch,
+        baseline_metric, baseline_epoch, phase_ends (the epoch each phase
+        ended at, `phase_ends`; an adaptive switch decides them).
     """
     base = _best(baseline["history"])
     final_factor = min(row["factor"] for row in run["history"])
@@ -68,6 +78,7 @@ def table2_row(run, baseline):
         "epoch": row["epoch"],
         "baseline_metric": base["val_metric"],
         "baseline_epoch": base["epoch"],
+        "phase_ends": "/".join(str(e) for e in phase_ends(run["history"])),
     }
 
 
@@ -82,6 +93,7 @@ def table3_row(run, baseline):
         "epoch": best["epoch"],
         "total_flops": run["history"][-1]["cumulative_flops"],
         "total_seconds": run["history"][-1]["cumulative_seconds"],
+        "phase_ends": "/".join(str(e) for e in phase_ends(run["history"])),
     }
 
 
@@ -109,18 +121,20 @@ def format_text(report, metric_name="metric", scale=100.0):
     note = "" if base["name"] == "baseline" else f" [{base['name']}]"
     out.write(f"Baseline{note}: {metric_name} {scale * base['best_metric']:.2f} at epoch {base['epoch']}\n\n")
     out.write("Table 2 (budget: stop at the baseline's best)\n\n")
-    out.write(f"| run | {metric_name} (Δ) | FLOPs save % | time save % | epoch |\n|---|---|---|---|---|\n")
+    out.write(f"| run | {metric_name} (Δ) | FLOPs save % | time save % | epoch | phase ends |\n"
+              "|---|---|---|---|---|---|\n")
     for row in report["table2"]:
         note = "" if row["reached"] else " (not reached)"
         out.write(
             f"| {row['name']} | {scale * row['metric']:.2f} ({scale * row['delta']:+.2f}){note} | "
-            f"{row['flops_save_pct']:.2f} | {row['time_save_pct']:.2f} | {row['epoch']} |\n"
+            f"{row['flops_save_pct']:.2f} | {row['time_save_pct']:.2f} | {row['epoch']} | {row['phase_ends']} |\n"
         )
     out.write("\nTable 3 (convergence: best over all epochs)\n\n")
-    out.write(f"| run | best {metric_name} | Δ | epoch |\n|---|---|---|---|\n")
+    out.write(f"| run | best {metric_name} | Δ | epoch | phase ends |\n|---|---|---|---|---|\n")
     for row in report["table3"]:
         out.write(
-            f"| {row['name']} | {scale * row['best_metric']:.2f} | {scale * row['delta']:+.2f} | {row['epoch']} |\n"
+            f"| {row['name']} | {scale * row['best_metric']:.2f} | {scale * row['delta']:+.2f} | {row['epoch']} | "
+            f"{row['phase_ends']} |\n"
         )
     return out.getvalue()
 

@@ -9,7 +9,8 @@ run trains all its epochs; both tables are read from the histories.
 Layout of `out_dir` (other tools rely on these names):
 
     baseline/                   factors [1]
-    <method>-<factors>/         e.g. maxpool-2-1, fshift-4-1, patch-pi-4-2-1
+    <method>-<factors>/         e.g. maxpool-2-1, fshift-4-1, patch-pi-4-2-1 (the fixed switch)
+    <method>-<factors>-<switch>/  an adaptive phase switch, e.g. maxpool-2-1-plateau
     tables.md                   both tables, Markdown (metric in percent)
     table2.csv, table3.csv      the rows, for machines
     tables.json                 `kc2f.experiments.report.build_report`'s dict
@@ -22,6 +23,7 @@ import pathlib
 from kc2f.experiments import report as report_lib
 from kc2f.experiments.plots import make_plots
 from kc2f.families import get_family
+from kc2f.training.phase_switch import SWITCH_RULES
 from kc2f.training.run_config import parse_ints
 from kc2f.training.trainer import fit, plan_run
 
@@ -31,25 +33,36 @@ THREE_PHASE = (4, 2, 1)
 BASELINE = "baseline"
 
 
-def run_name(method, factors):
-    """Directory name of a run in a sweep: `baseline` or `<method>-<factors joined by '-'>`."""
+def run_name(method, factors, switch="fixed"):
+    """Directory name of a run in a sweep: `baseline`, `<method>-<factors joined by '-'>`
+    (the fixed switch) or that plus `-<switch>` (an adaptive one)."""
     factors = [int(f) for f in factors]
     if factors == [1]:
         return BASELINE
-    return f"{method}-{'-'.join(str(f) for f in factors)}"
+    name = f"{method}-{'-'.join(str(f) for f in factors)}"
+    return name if switch == "fixed" else f"{name}-{switch}"
+
+
+def _parse_names(text, known, what):
+    """`"a,b"` (or a list) -> `["a", "b"]`, each one of `known`, without repeats; `what` names them."""
+    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
+    names = [m.strip() for m in items if str(m).strip()]
+    if not names:
+        raise ValueError(f"{what}s must name at least one of {', '.join(known)}. Received: {text!r}")
+    for name in names:
+        if name not in known:
+            raise ValueError(f"Unknown {what} {name!r}; choose from {', '.join(known)}.")
+    return list(dict.fromkeys(names))
+
+
+def parse_switches(text):
+    """`"fixed,plateau"` (or a list) -> `["fixed", "plateau"]`, each a phase-switch rule."""
+    return _parse_names(text, SWITCH_RULES, "switch")
 
 
 def parse_methods(text, model="ast"):
     """`"maxpool,fshift"` (or a list) -> `["maxpool", "fshift"]`, checked against the model's methods."""
-    known = get_family(model).methods
-    items = text if isinstance(text, (list, tuple)) else str(text).split(",")
-    methods = [m.strip() for m in items if str(m).strip()]
-    if not methods:
-        raise ValueError(f"methods must name at least one of {', '.join(known)}. Received: {text!r}")
-    for method in methods:
-        if method not in known:
-            raise ValueError(f"Unknown method {method!r}; choose from {', '.join(known)}.")
-    return list(dict.fromkeys(methods))
+    return _parse_names(text, get_family(model).methods, "method")
 
 
 def parse_factor_lists(text):
@@ -72,11 +85,13 @@ def parse_factor_lists(text):
     return lists
 
 
-def plan(base_config, methods, factor_lists):
-    """`[(name, config)]` of the sweep: the baseline first, then each method × factor list.
+def plan(base_config, methods, factor_lists, switches=None):
+    """`[(name, config)]` of the sweep: the baseline first, then each method × factor list × switch.
 
     Every run shares the base config (seed, epochs, data, model); only `method`,
-    `factors` and, where needed, `phase_epochs` differ. An explicit
+    `factors`, `switch` and, where needed, `phase_epochs` differ, so fixed and
+    adaptive schedules are compared on the same data, seeds and total epochs
+    (`switches` defaults to the base config's `switch`). An explicit
     `phase_epochs` applies to the factor lists with as many phases; the other
     runs (the baseline included) get its sum as `epochs` and split it by
     `initial_fraction`, so every run has the same epoch budget.
@@ -88,33 +103,36 @@ def plan(base_config, methods, factor_lists):
         if base.epochs is not None and base.epochs != total:
             raise ValueError(f"phase_epochs {list(phase_epochs)} must add up to epochs {base.epochs}.")
         base = base.replace(epochs=total)
+    switches = parse_switches(switches if switches is not None else [base.switch])
     runs = []
 
-    def add(method, factors):
-        config = base.replace(factors=tuple(factors))
+    def add(method, factors, switch):
+        config = base.replace(factors=tuple(factors), switch=switch)
         if method is not None:
             config = config.replace(method=method)
-        if phase_epochs is not None and len(phase_epochs) != len(factors):
+        if (phase_epochs is not None and len(phase_epochs) != len(factors)) or switch != "fixed":
             config = config.replace(phase_epochs=None)
         if list(factors) == [1] and config.baseline is not None:
             raise ValueError("A sweep trains its own baseline; remove the 'baseline' option.")
-        runs.append((run_name(config.method, factors), config))
+        runs.append((run_name(config.method, factors, switch), config))
 
-    # The baseline keeps the base config's method: only C=1 is trained, and the
-    # config stays the same whatever --methods a later call names (so it is reused).
-    add(None, [1])
+    # The baseline keeps the base config's method and the fixed switch: only C=1 is trained,
+    # and the config stays the same whatever --methods or --switch a later call names (so it is reused).
+    add(None, [1], "fixed")
     for method in methods:
         for factors in factor_lists:
-            add(method, factors)
+            for switch in switches:
+                add(method, factors, switch)
     return runs
 
 
 def run_sweep(base_config, out_dir, methods=DEFAULT_METHODS, factor_lists=DEFAULT_FACTOR_LISTS,
-              log=print, verbose=0, plots=True):
-    """Trains the baseline and every `method × factor list`, then writes the tables and plots.
+              log=print, verbose=0, plots=True, switches=None):
+    """Trains the baseline and every `method × factor list × switch`, then writes the tables and plots.
 
-    Each run lives in `out_dir/baseline` or `out_dir/<method>-<factors>` (e.g.
-    `maxpool-2-1`). A finished run is reused and an interrupted one resumed by
+    Each run lives in `out_dir/baseline`, `out_dir/<method>-<factors>` (e.g.
+    `maxpool-2-1`) or, for an adaptive switch, `out_dir/<method>-<factors>-<switch>`
+    (e.g. `maxpool-2-1-plateau`). A finished run is reused and an interrupted one resumed by
     `kc2f.training.trainer.fit`, so re-running the same sweep only trains what
     is missing; a directory holding a run with another config is an error
     (`RunError`) rather than silently mixed into the tables.
@@ -124,6 +142,8 @@ def run_sweep(base_config, out_dir, methods=DEFAULT_METHODS, factor_lists=DEFAUL
         out_dir: sweep directory (created).
         methods: compression methods (names or a comma-separated string).
         factor_lists: e.g. `[[2, 1], [4, 1]]` or `"2,1;4,1"`.
+        switches: phase-switch rules to compare, e.g. `["fixed", "plateau"]`
+            or `"fixed,plateau"` (default: the base config's `switch`).
         log: function taking one line of text.
         verbose: Keras progress-bar verbosity passed to `fit`.
         plots: also write the PNG plots (needs matplotlib).
@@ -135,7 +155,7 @@ def run_sweep(base_config, out_dir, methods=DEFAULT_METHODS, factor_lists=DEFAUL
     methods = parse_methods(methods, base_config.model)
     factor_lists = parse_factor_lists(factor_lists)
     out_dir = pathlib.Path(out_dir)
-    runs = plan(base_config, methods, factor_lists)
+    runs = plan(base_config, methods, factor_lists, switches)
     for _, config in runs:  # every config checked before training
         plan_run(config)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -144,10 +164,10 @@ def run_sweep(base_config, out_dir, methods=DEFAULT_METHODS, factor_lists=DEFAUL
     for index, (name, config) in enumerate(runs, 1):
         run_dir = out_dir / name
         log(f"[sweep {index}/{len(runs)}] {name}: method {config.method}, "
-            f"factors {','.join(map(str, config.factors))} -> {run_dir}")
+            f"factors {','.join(map(str, config.factors))}, switch {config.switch} -> {run_dir}")
         summary = fit(config, run_dir=run_dir, verbose=verbose, log=log)
         results.append({"name": name, "run_dir": str(run_dir), "method": config.method,
-                        "factors": list(config.factors), "summary": summary})
+                        "factors": list(config.factors), "switch": config.switch, "summary": summary})
 
     baseline_dir = out_dir / BASELINE
     others = [r["run_dir"] for r in results if r["name"] != BASELINE]

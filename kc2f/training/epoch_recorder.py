@@ -15,8 +15,12 @@ class EpochRecorder(keras.callbacks.Callback):
     scalars, a log line, then (chief process only) the checkpoint of model and
     optimizer with the run state, and the history files.
 
+    With an adaptive phase switch the row also holds the decision's
+    evidence (`phase_end`: why the phase ended after this epoch, empty if it
+    did not; `switch_*`: the policy's values), also written to TensorBoard,
+    and the commit holds the switch's state, so a resumed run decides alike.
+
     Args:
-        schedule: the run's `PhaseSchedule`.
         family: the run's `ModelFamily` (FLOPs and token counts).
         metric: the dataset's headline metric name.
         samples_per_epoch: training samples per epoch (global batch × steps).
@@ -30,17 +34,17 @@ class EpochRecorder(keras.callbacks.Callback):
         chief: whether this process writes the run directory.
     """
 
-    def __init__(self, *, schedule, family, metric, samples_per_epoch, state, run, store, writer,
+    def __init__(self, *, family, metric, samples_per_epoch, state, run, store, writer,
                  extra_state, log=print, chief=True):
         super().__init__()
-        self.schedule, self.family, self.metric = schedule, family, metric
+        self.family, self.metric = family, metric
         self.samples_per_epoch, self.state = samples_per_epoch, state
         self.run, self.store, self.writer = run, store, writer
         self.extra_state, self.log, self.chief = extra_state, log, chief
 
     def on_epoch_end(self, epoch, logs=None):
         model, state, result = self.model, self.state, self.state.result
-        phase = self.schedule.phase_of_epoch(epoch)
+        phase = state.schedule.phase_of_epoch(epoch)
         epoch_flops = self.family.training_flops_per_sample(model) * self.samples_per_epoch
         train_seconds = result.train_seconds + state.overhead
         state.overhead = 0.0
@@ -61,6 +65,7 @@ class EpochRecorder(keras.callbacks.Callback):
             "cumulative_flops": state.counters["flops"],
             "cumulative_seconds": state.counters["seconds"],
             **{f"val_{name}": value for name, value in result.metrics.items()},
+            **(state.decision or {}),
         }
         state.history.append(row)
         self.writer.scalars(epoch + 1, {
@@ -69,10 +74,15 @@ class EpochRecorder(keras.callbacks.Callback):
             "cumulative_train_flops": row["cumulative_flops"],
             "cumulative_train_seconds": row["cumulative_seconds"],
             **{f"val/{name}": value for name, value in result.metrics.items()},
+            **{f"switch/{name[len('switch_'):]}": value for name, value in (state.decision or {}).items()
+               if name.startswith("switch_") and isinstance(value, (int, float))},
         })
+        if state.decision and state.decision["phase_end"]:
+            self.writer.text(epoch + 1, "phase_end",
+                             f"phase {phase + 1} ended after epoch {epoch + 1}: {state.decision['phase_end']}")
         self.writer.flush()
         self.log(
-            f"epoch {epoch + 1}/{self.schedule.total_epochs} phase {phase + 1} C={model.factor}: "
+            f"epoch {epoch + 1}/{state.schedule.total_epochs} phase {phase + 1} C={model.factor}: "
             f"loss {row['loss']:.4f} {self.metric} {row['val_metric']:.4f} ({train_seconds:.1f}s train, "
             f"{state.counters['flops'] / 1e12:.3f} TFLOP so far)"
         )
@@ -85,6 +95,7 @@ class EpochRecorder(keras.callbacks.Callback):
             "finished": state.finished,
             "stop_reason": state.stop_reason,
             "best_epoch": max(state.history, key=lambda r: r["val_metric"])["epoch"],
+            **({"switch": state.switch} if state.switch is not None else {}),
         }
         # After a phase's last epoch the next phase compiles a fresh optimizer anyway.
         optimizer = None if state.phase_ended else model.optimizer

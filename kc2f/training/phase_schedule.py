@@ -133,3 +133,43 @@ def build_schedule(factors, epochs, phase_epochs=None, initial_fraction=0.25):
     base, extra = divmod(initial, initial_phases)
     split = tuple(base + (1 if i < extra else 0) for i in range(initial_phases))
     return PhaseSchedule(factors, split + (epochs - initial,))
+
+
+def adaptive_schedule(factors, epochs, decided=(), max_epochs=None):
+    """The provisional schedule of an adaptive phase switch (`switch` plateau or budget).
+
+    The coarse phases whose end was decided keep their length (`decided`);
+    each following coarse phase gets, provisionally, `max_epochs` (or as many
+    as leave one epoch to every later phase, if fewer); the final phase takes
+    the rest, so the run's total stays `epochs`. A coarse phase that ends
+    early gives its unspent epochs to the phases after it.
+
+    Args:
+        factors: e.g. `(4, 2, 1)`.
+        epochs: total epochs of the run.
+        decided: lengths of the first coarse phases, decided so far.
+        max_epochs: the longest a coarse phase may train, or `None`.
+
+    Returns:
+        `PhaseSchedule`.
+    """
+    factors = parse_factors(factors)
+    decided = tuple(int(e) for e in decided)
+    if len(decided) >= len(factors):
+        raise ValueError(f"decided must name fewer phases than factors {factors}. Received: decided={decided}")
+    lengths = list(decided)
+    for phase in range(len(decided), len(factors) - 1):
+        room = epochs - sum(lengths) - (len(factors) - 1 - phase)
+        lengths.append(room if max_epochs is None else min(max_epochs, room))
+    lengths.append(epochs - sum(lengths))
+    return PhaseSchedule(factors, tuple(lengths))
+
+
+def check_phase_bounds(min_epochs, max_epochs):
+    """Raises ValueError unless `1 <= min_epochs <= max_epochs` (integers; `max_epochs` may be `None`)."""
+    if not isinstance(min_epochs, int) or min_epochs < 1:
+        raise ValueError(f"min_epochs must be an integer >= 1. Received: min_epochs={min_epochs!r}")
+    if max_epochs is not None and (not isinstance(max_epochs, int) or max_epochs < min_epochs):
+        raise ValueError(
+            f"max_epochs must be an integer >= min_epochs ({min_epochs}) or None. Received: max_epochs={max_epochs!r}"
+        )

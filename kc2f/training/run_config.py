@@ -80,6 +80,18 @@ class RunConfig:
     epochs: int = _option(None, "total epochs (None: the dataset's recipe)", int, nullable=True)
     phase_epochs: tuple = _option(None, "explicit epochs per phase, e.g. 3,3,14", "ints", nullable=True)
     initial_fraction: float = _option(0.25, "share of epochs for the initial phases", float)
+    switch: str = _option("fixed", "fixed: the phase lengths above (the paper); plateau | budget: adaptive, end "
+                          "a coarse phase when its curve flattens / at the predicted best epoch", str,
+                          choices=("fixed", "plateau", "budget"))
+    switch_monitor: str = _option("metric", "plateau: watch the validation metric or the training loss", str,
+                                  choices=("metric", "loss"))
+    switch_patience: int = _option(3, "plateau: epochs without improvement that end a coarse phase", int)
+    switch_min_delta: float = _option(0.0, "plateau: smallest change that counts as an improvement", float)
+    switch_min_epochs: int = _option(2, "adaptive: fewest epochs of a coarse phase", int)
+    switch_max_epochs: int = _option(None, "adaptive: most epochs of a coarse phase (None: half the epochs, "
+                                     "shared by the coarse phases)", int, nullable=True)
+    switch_budget: float = _option(None, "budget: total training FLOPs (None: the epochs alone bound the run)",
+                                   float, nullable=True)
     target: float = _option(None, "budget mode: stop the final phase at this metric", float, nullable=True)
     baseline: str = _option(None, "budget mode: stop at this baseline run's best metric", str, nullable=True)
     init: str = _option(None, "initialise from a checkpoint (.pth/.safetensors/.npz/.keras/run dir)", str,

@@ -41,6 +41,12 @@ class RunState:
         overhead: seconds spent outside `fit` (phase switch, recompilation)
             that the next epoch's training time includes.
         result: the current epoch's `EpochResult`.
+        schedule: the run's current `PhaseSchedule` (an adaptive switch
+            revises it when it ends a coarse phase).
+        switch: an adaptive switch's committed state, `{"decided": lengths of
+            the coarse phases ended so far, "policy": the policy's state}`, or
+            `None` (fixed schedule).
+        decision: this epoch's switch evidence for its history row, or `None`.
     """
 
     history: list = dataclasses.field(default_factory=list)
@@ -51,6 +57,9 @@ class RunState:
     phase_ended: bool = False
     overhead: float = 0.0
     result: EpochResult = None
+    schedule: object = None
+    switch: dict = None
+    decision: dict = None
 
     @classmethod
     def from_saved(cls, saved):
@@ -62,6 +71,7 @@ class RunState:
             counters=dict(saved["counters"]),
             finished=bool(saved.get("finished")),
             stop_reason=saved.get("stop_reason"),
+            switch=saved.get("switch"),
         )
 
     @property

@@ -19,8 +19,8 @@ from kc2f.training.epoch_evaluator import EpochEvaluator, predict_scores
 from kc2f.training.epoch_recorder import EpochRecorder
 from kc2f.training.metrics import compute_metrics
 from kc2f.training.phase_optimizer import compile_phase
-from kc2f.training.phase_schedule import build_schedule
-from kc2f.training.phase_switch import PhaseSwitch
+from kc2f.training.phase_schedule import adaptive_schedule, build_schedule
+from kc2f.training.phase_switch import PhaseSwitch, build_policy, max_coarse_epochs
 from kc2f.training.preparation import (
     averaged_checkpoints,
     baseline_target,
@@ -63,6 +63,7 @@ def fit(config, run_dir=None, verbose=1, log=print):
         dist = Distribution(config.distribute)
         config, spec, schedule = plan_run(config)
         dist.check_batch_size(config.batch_size)
+        policy = build_policy(config, schedule.num_phases, schedule.total_epochs)
     except ValueError as error:
         raise RunError(str(error)) from None
     run = RunDirectory(run_dir or default_run_dir(config))
@@ -73,7 +74,7 @@ def fit(config, run_dir=None, verbose=1, log=print):
     # Only the chief writes the run directory; it holds the lock for the whole run.
     lock = RunLock(run.lock_path).acquire() if dist.is_chief else None
     try:
-        return _fit_locked(config, spec, dist, schedule, run, verbose, log)
+        return _fit_locked(config, spec, dist, schedule, policy, run, verbose, log)
     finally:
         if lock is not None:
             lock.release()
@@ -92,13 +93,25 @@ def plan_run(config):
     try:
         config, spec = resolve(config)
         schedule = build_schedule(config.factors, config.epochs, config.phase_epochs, config.initial_fraction)
+        if config.switch != "fixed" and config.phase_epochs is not None:
+            raise ValueError(
+                f"Option 'phase_epochs' fixes each phase's length; it cannot be combined with "
+                f"switch={config.switch!r}. Received: phase_epochs={list(config.phase_epochs)}"
+            )
+        if config.switch != "fixed" and config.average_checkpoints is not None:
+            # An adaptive switch moves the phase boundary, and an average cannot span one.
+            raise ValueError(
+                f"Option 'average_checkpoints' needs the phase lengths known in advance; it cannot be "
+                f"combined with switch={config.switch!r}. Received: "
+                f"average_checkpoints={config.average_checkpoints!r}"
+            )
         averaged_checkpoints(config, schedule)
     except ValueError as error:
         raise RunError(str(error)) from None
     return config, spec, schedule
 
 
-def _fit_locked(config, spec, dist, schedule, run, verbose, log):
+def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
     family = get_family(config.model)
     store = CheckpointStore(run, keep_last=config.keep_checkpoints,
                             protect=averaged_checkpoints(config, schedule))
@@ -132,7 +145,22 @@ def _fit_locked(config, spec, dist, schedule, run, verbose, log):
     state = RunState.from_saved(saved)
     writer = ScalarWriter(run.tensorboard, enabled=dist.is_chief)
     keras.utils.set_random_seed(config.seed)
+    max_epochs = max_coarse_epochs(config, schedule.num_phases, schedule.total_epochs)
+    if policy is not None:  # provisional; a resumed run keeps the phase lengths it decided
+        decided = state.switch["decided"] if state.switch else ()
+        schedule = adaptive_schedule(schedule.factors, schedule.total_epochs, decided, max_epochs)
     model = _first_model(config, family, schedule, state, saved, store, build, dist, run, log)
+    flops_per_epoch = {}
+
+    def epoch_flops(factor, model=None):
+        # Only the budget rule asks for a factor not trained yet; that builds a model once.
+        if factor not in flops_per_epoch:
+            with dist.scope():
+                sized = model if model is not None and model.factor == factor else build(factor)
+            flops_per_epoch[factor] = family.training_flops_per_sample(sized) * samples_per_epoch
+        return flops_per_epoch[factor]
+
+    epoch_flops(model.factor, model)
     if dist.is_chief:
         _check_free_space(run, store, model)
     log(
@@ -150,18 +178,23 @@ def _fit_locked(config, spec, dist, schedule, run, verbose, log):
 
     evaluator = EpochEvaluator(eval_data, spec.multilabel, spec.metric, state)
     switch = PhaseSwitch(schedule, family, build, state, target=target, scope=dist.scope, log=log,
-                         on_switch=lambda epoch, text: writer.text(epoch, "phase_switch", text))
+                         on_switch=lambda epoch, text: writer.text(epoch, "phase_switch", text),
+                         policy=policy, max_epochs=max_epochs,
+                         epoch_flops=epoch_flops, budget=config.switch_budget if policy is not None else None)
+    schedule = state.schedule
     recorder = EpochRecorder(
-        schedule=schedule, family=family, metric=spec.metric, samples_per_epoch=samples_per_epoch,
+        family=family, metric=spec.metric, samples_per_epoch=samples_per_epoch,
         state=state, run=run, store=store, writer=writer,
         extra_state={"bad_audio": data.bad_audio, "target": target}, log=log, chief=dist.is_chief,
     )
     resumed_epoch = state.epochs_done
-    while state.epochs_done < schedule.total_epochs and not state.finished:
+    while state.epochs_done < state.schedule.total_epochs and not state.finished:
+        schedule = state.schedule  # an adaptive switch revises it
         epoch = state.epochs_done
         phase = schedule.phase_of_epoch(epoch)
         # A run resumed right after a phase's last epoch switches here.
         model = switch.switch(model, phase)
+        epoch_flops(model.factor, model)
         start = time.perf_counter()
         with dist.scope():
             optimizer = compile_phase(model, config, spec.multilabel, steps_per_epoch)
@@ -193,7 +226,7 @@ def _fit_locked(config, spec, dist, schedule, run, verbose, log):
     averaged = None
     if store.protect and dist.is_chief:
         model, averaged = _average_checkpoints(store, build(model.factor), eval_data(), spec, run, log)
-    return finalize(run, model, family, config, spec, schedule, state, target, data.bad_audio, writer, log,
+    return finalize(run, model, family, config, spec, state.schedule, state, target, data.bad_audio, writer, log,
                     replicas=dist.num_replicas, write=dist.is_chief, averaged=averaged)
 
 

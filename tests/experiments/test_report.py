@@ -51,7 +51,9 @@ def test_table2_and_table3_rows(runs):
     assert best_c2f["best_metric"] == pytest.approx(0.9) and best_c2f["delta"] == pytest.approx(0.1)
     assert best_weak["best_metric"] == pytest.approx(0.75)
     text = format_text(report, "accuracy")
-    assert "| maxpool 2→1 | 82.00 (+2.00) | 33.33 | 40.00 | 3 |" in text
+    assert "| maxpool 2→1 | 82.00 (+2.00) | 33.33 | 40.00 | 3 | 2/4 |" in text
+    assert "| fshift 4→1 | 75.00 | -5.00 | 2 | 1/3 |" in text
+    assert [row["phase_ends"] for row in report["table3"]] == ["2/4", "1/3"]
     assert "(not reached)" in text
     csv_text = format_csv(report["table2"])
     assert csv_text.splitlines()[0].startswith("name,run_dir,metric,delta,flops_save_pct")
@@ -61,3 +63,11 @@ def test_table2_and_table3_rows(runs):
 def test_report_names_a_directory_that_is_not_a_run(tmp_path, runs):
     with pytest.raises(ValueError, match="not a kc2f run directory"):
         build_report([tmp_path], runs[0])
+
+
+def test_an_adaptive_run_is_named_by_its_switch_rule(tmp_path, runs):
+    baseline = runs[0]
+    adaptive = _write_run(tmp_path / "plateau", {"factors": [2, 1], "method": "maxpool", "switch": "plateau"},
+                          [(2, 0.6, 50, 4), (2, 0.7, 50, 4), (2, 0.7, 50, 4), (1, 0.85, 100, 10)])
+    row = build_report([adaptive], baseline)["table2"][0]
+    assert row["name"] == "maxpool 2→1 (plateau)" and row["phase_ends"] == "3/4" and row["epoch"] == 4

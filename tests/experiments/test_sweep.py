@@ -107,6 +107,27 @@ def test_plan_three_phase_and_phase_epochs():
     assert configs["fshift-4-2-1"]["phase_epochs"] is None and configs["fshift-4-2-1"]["epochs"] == 4
 
 
+def test_sweep_compares_switch_rules_in_separate_run_dirs_on_the_same_budget(tmp_path, fake_fit):
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(sweep_command, [
+        "--dataset", "synthetic", "--out", str(out), "--methods", "maxpool", "--factor-lists", "2,1;4,2,1",
+        "--switch", "fixed,plateau", "--set", "epochs=4", "--set", "seed=5", "--quiet"])
+    assert result.exit_code == 0, result.output
+    names = ["baseline", "maxpool-2-1", "maxpool-2-1-plateau", "maxpool-4-2-1", "maxpool-4-2-1-plateau"]
+    assert [name for name, _ in fake_fit.calls] == names
+    configs = dict(fake_fit.calls)
+    assert [configs[n]["switch"] for n in names] == ["fixed", "fixed", "plateau", "fixed", "plateau"]
+    assert {(c["seed"], c["epochs"], c["dataset"]) for c in configs.values()} == {(5, 4, "synthetic")}
+    assert "phase ends" in (out / "tables.md").read_text()
+    # An explicit split is the fixed rule's; the adaptive runs decide theirs.
+    runs = dict(sweep_lib.plan(RunConfig.from_sources(None, ["phase_epochs=1,3"]), ["maxpool"], [[2, 1]],
+                               ["fixed", "budget"]))
+    assert runs["maxpool-2-1"].phase_epochs == (1, 3) and runs["maxpool-2-1-budget"].phase_epochs is None
+    assert runs["maxpool-2-1-budget"].epochs == 4
+    with pytest.raises(ValueError, match="Unknown switch 'cosine'"):
+        sweep_lib.parse_switches("fixed,cosine")
+
+
 @pytest.mark.parametrize("methods, lists", [("maxpool,nope", "2,1"), ("maxpool", "1"),
                                             ("maxpool", "1,2"), ("maxpool", "")])
 def test_bad_methods_or_factor_lists_fail_before_training(tmp_path, fake_fit, methods, lists):
