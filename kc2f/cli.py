@@ -32,10 +32,13 @@ def main():
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root on disk.")
 @click.option("--model", help="Model family (default ast).")
 @click.option("--method", help="Compression of the initial phases: fshift, maxpool, avgpool, patch-bl, patch-pi (ast).")
-@click.option("--factors", help="Compression factors per phase, e.g. 2,1 or 4,2,1; 1 alone is the baseline.")
+@click.option("--factors", help="Compression factors per phase, e.g. 2,1 or 4,2,1; 1 alone is the baseline, "
+              "2 alone a coarse-only run.")
 @click.option("--epochs", type=int, help="Total epochs (default: the dataset's recipe).")
 @click.option("--phase-epochs", help="Epochs per phase, e.g. 3,3,14 (overrides --initial-fraction).")
-@click.option("--initial-fraction", type=float, help="Share of epochs for the initial phases (default 0.25).")
+@click.option("--initial-fraction", type=float,
+              help="Share of epochs for the initial phases (default: the paper's, 0.25 with one initial phase, "
+                   "0.30 with two: 3,3,14 of 20).")
 @click.option("--switch", type=click.Choice(("fixed", "plateau", "budget")),
               help="When a coarse phase ends: fixed (default, the paper's split), plateau (its curve stops "
                    "improving) or budget (predicted best final metric); tune with --set switch_*=...")

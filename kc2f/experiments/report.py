@@ -21,6 +21,9 @@ def run_name(run):
     factors = config.get("factors") or sorted({row["factor"] for row in run["history"]}, reverse=True)
     if list(factors) == [1]:
         name = "baseline"
+    elif len(factors) == 1:
+        # The paper's Table 1 "Pool2" beside "Pool21": trained and evaluated at C only.
+        name = f"{config.get('method', '?')} {factors[0]} (coarse only)"
     else:
         name = f"{config.get('method', '?')} {'→'.join(str(f) for f in factors)}"
         if config.get("switch", "fixed") != "fixed":
@@ -54,7 +57,7 @@ def table2_row(run, baseline):
     phase stops at the first epoch whose validation metric reaches the
     baseline's best; FLOPs and wall-time saved are `1 - run / baseline`, with
     the baseline's cumulative cost counted up to its best epoch. Only epochs of
-    the final (C = 1) phase count. A run that never reaches the baseline gets
+    the final phase count (C = 1, or C of a coarse-only run). A run that never reaches the baseline gets
     `reached = False` and its savings at its best epoch.
 
     Returns:

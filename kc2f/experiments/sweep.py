@@ -66,17 +66,19 @@ def parse_methods(text, model="ast"):
 
 
 def parse_factor_lists(text):
-    """`"2,1;4,1"` (or a list of lists) -> `[[2, 1], [4, 1]]`, each a coarse-to-fine schedule."""
+    """`"2,1;4,1;2"` (or a list of lists) -> `[[2, 1], [4, 1], [2]]`: coarse-to-fine schedules, or coarse-only runs."""
     items = text if isinstance(text, (list, tuple)) else str(text).split(";")
     lists = []
     for item in items:
         if isinstance(item, str) and not item.strip():
             continue
         factors = list(parse_ints(item, "factors"))
-        if len(factors) < 2 or factors[-1] != 1 or any(a <= b for a, b in zip(factors, factors[1:])):
+        coarse_only = len(factors) == 1 and factors[0] > 1
+        descending = len(factors) >= 2 and factors[-1] == 1 and all(a > b for a, b in zip(factors, factors[1:]))
+        if not (coarse_only or descending):
             raise ValueError(
-                "Each factor list must be strictly descending, end in 1 and have at least two "
-                f"phases (the baseline runs anyway), e.g. '2,1;4,1;4,2,1'. Received: {item!r}"
+                "Each factor list must be strictly descending and end in 1 (e.g. '2,1;4,1;4,2,1'), or be "
+                f"a single factor > 1 (a coarse-only run, e.g. '2'; the baseline runs anyway). Received: {item!r}"
             )
         if factors not in lists:
             lists.append(factors)

@@ -10,11 +10,13 @@ class PhaseSchedule:
 
     *From Coarse to Fine* (https://arxiv.org/abs/2401.08415) trains phase `i` on
     inputs compressed `factors[i]`× along time, for `phase_epochs[i]` epochs;
-    the last factor is always 1 (full resolution). `factors == (1,)` is the
-    baseline.
+    the last factor of a coarse-to-fine run is 1 (full resolution).
+    `factors == (1,)` is the baseline; a single factor C > 1 trains and
+    evaluates at C only (the paper's Table 1 coarse-only rows, e.g. "Pool2").
 
     Args:
-        factors: descending compression factors ending in 1, e.g. `(2, 1)`.
+        factors: descending compression factors ending in 1, e.g. `(2, 1)`, or
+            a single factor.
         phase_epochs: epochs per phase, same length, each >= 1.
     """
 
@@ -25,8 +27,11 @@ class PhaseSchedule:
         factors, epochs = tuple(self.factors), tuple(self.phase_epochs)
         if not factors or any(not isinstance(f, int) or f < 1 for f in factors):
             raise ValueError(f"factors must be positive integers. Received: factors={factors}")
-        if factors[-1] != 1:
-            raise ValueError(f"factors must end in 1 (full resolution). Received: factors={factors}")
+        if len(factors) > 1 and factors[-1] != 1:
+            raise ValueError(
+                f"factors must end in 1 (full resolution), or be a single factor (a one-phase run). "
+                f"Received: factors={factors}"
+            )
         if any(a <= b for a, b in zip(factors, factors[1:])):
             raise ValueError(f"factors must be strictly descending. Received: factors={factors}")
         if len(epochs) != len(factors):
@@ -87,21 +92,41 @@ def parse_factors(text):
     return factors
 
 
-def build_schedule(factors, epochs, phase_epochs=None, initial_fraction=0.25):
+# [C2F]: one initial phase takes about 25% of the baseline's epochs (5 of 20, 1 of 5);
+# two initial phases take 30%, 3 epochs each of 20 (docs/method.md#phases).
+TWO_PHASE_FRACTION = 0.25
+MULTI_PHASE_FRACTION = 0.30
+
+
+def default_initial_fraction(num_phases):
+    """The paper's share of the epochs for the initial phases of a `num_phases` run.
+
+    0.25 with one initial phase (`2,1`, `4,1`), 0.30 with two or more (`4,2,1`:
+    3 + 3 + 14 of 20 epochs, the split the paper's Table 4 back-solves to).
+    """
+    return TWO_PHASE_FRACTION if num_phases <= 2 else MULTI_PHASE_FRACTION
+
+
+def build_schedule(factors, epochs, phase_epochs=None, initial_fraction=None):
     """Splits `epochs` over the phases of `factors`.
 
     With `phase_epochs` given, it is used as is (and must sum to `epochs` when
     `epochs` is given). Otherwise the initial (compressed) phases together take
     `initial_fraction` of the epochs, rounded to the nearest epoch, at least one
-    each, split evenly among them (earlier phases take the remainder), as the
-    paper gives the initial phase 5 of 20 epochs (1 of 5 on AudioSet); the final
-    full-resolution phase takes the rest.
+    each, split evenly among them (earlier phases take the remainder); the
+    final full-resolution phase takes the rest. The default fraction is the
+    paper's (`default_initial_fraction`): 5 of 20 epochs for `2,1`, 3 + 3 of 20
+    for `4,2,1`, 1 of 5 on AudioSet.
+
+    A single factor is a one-phase run: `1` is the baseline, `2` alone trains
+    and evaluates at C = 2 only (the paper's Table 1 "Pool2" row).
 
     Args:
         factors: e.g. `(2, 1)`.
         epochs: total epochs (the baseline's), or `None` with `phase_epochs`.
         phase_epochs: optional explicit split.
-        initial_fraction: share of `epochs` for the initial phases, in (0, 1).
+        initial_fraction: share of `epochs` for the initial phases, in (0, 1);
+            `None`: `default_initial_fraction(len(factors))`.
 
     Returns:
         `PhaseSchedule`.
@@ -119,6 +144,8 @@ def build_schedule(factors, epochs, phase_epochs=None, initial_fraction=0.25):
         raise ValueError(f"epochs must be an integer >= 1. Received: epochs={epochs}")
     if len(factors) == 1:
         return PhaseSchedule(factors, (epochs,))
+    if initial_fraction is None:
+        initial_fraction = default_initial_fraction(len(factors))
     if not 0.0 < initial_fraction < 1.0:
         raise ValueError(
             f"initial_fraction must be in (0, 1). Received: initial_fraction={initial_fraction}"

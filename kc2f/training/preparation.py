@@ -18,6 +18,7 @@ import shutil
 
 from kc2f.data import manifest, pipeline, registry
 from kc2f.data.stats import compute_stats
+from kc2f.training.phase_schedule import default_initial_fraction
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
 
@@ -75,6 +76,9 @@ def resolve(config):
                 f"{sum(config.phase_epochs)} epochs, not --epochs {config.epochs}: give one, or make them agree."
             )
         changes["epochs"] = sum(config.phase_epochs)
+    if config.initial_fraction is None:
+        # Recorded in config.json, so that the run states the split it trained.
+        changes["initial_fraction"] = default_initial_fraction(len(config.factors))
     resolved = config.replace(**changes)
     if resolved.fold is not None and spec.layout != "esc50":
         raise RunError(f"Option 'fold' selects ESC-50's held-out fold; dataset '{spec.name}' has no folds. "

@@ -76,10 +76,12 @@ class RunConfig:
     eval_split: str = _option("test", "split the validation metric is computed on", str)
     model: str = _option("ast", "model family (kc2f.families.family_names())", str)
     method: str = _option("maxpool", "compression of the initial phases (the model family's methods)", str)
-    factors: tuple = _option((1,), "descending compression factors ending in 1; (1,) is the baseline", "ints")
+    factors: tuple = _option((1,), "descending compression factors ending in 1; (1,) is the baseline; a single "
+                             "factor C > 1 trains and evaluates at C only (the paper's coarse-only rows)", "ints")
     epochs: int = _option(None, "total epochs (None: the dataset's recipe)", int, nullable=True)
     phase_epochs: tuple = _option(None, "explicit epochs per phase, e.g. 3,3,14", "ints", nullable=True)
-    initial_fraction: float = _option(0.25, "share of epochs for the initial phases", float)
+    initial_fraction: float = _option(None, "share of epochs for the initial phases (None: the paper's, 0.25 "
+                                      "with one initial phase, 0.30 with two: 3,3,14 of 20)", float, nullable=True)
     switch: str = _option("fixed", "fixed: the phase lengths above (the paper); plateau | budget: adaptive, end "
                           "a coarse phase when its curve flattens / at the predicted best epoch", str,
                           choices=("fixed", "plateau", "budget"))

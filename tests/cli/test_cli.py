@@ -25,7 +25,7 @@ def test_fit_rejects_bad_options_before_training(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["fit", "--factors", "1,2", "--run-dir", str(tmp_path / "r")])
     assert result.exit_code != 0
-    assert "factors must end in 1" in result.output
+    assert "factors must end in 1" in result.output and "or be a single factor" in result.output
     result = runner.invoke(main, ["fit", "--set", "depth=deep", "--run-dir", str(tmp_path / "r")])
     assert result.exit_code != 0
     assert "Option 'depth' expects int" in result.output
@@ -51,11 +51,14 @@ def test_report_on_synthetic_histories(tmp_path):
 
     base = run("base", [1], [(1, 0.5, 10, 1), (1, 0.9, 10, 1)])
     c2f = run("c2f", [2, 1], [(2, 0.4, 5, 0.5), (1, 0.9, 10, 1)])
+    coarse = run("coarse", [2], [(2, 0.6, 5, 0.5), (2, 0.8, 5, 0.5), (2, 0.85, 5, 0.5)])
     out = tmp_path / "tables"
-    result = CliRunner().invoke(main, ["report", c2f, "--baseline", base, "--json", str(out) + ".json",
+    result = CliRunner().invoke(main, ["report", c2f, coarse, "--baseline", base, "--json", str(out) + ".json",
                                        "--csv", str(out)])
     assert result.exit_code == 0, result.output
     assert "| maxpool 2→1 | 90.00 (+0.00) | 25.00 | 25.00 | 2 |" in result.output
+    # Table 1's coarse-only row ("Pool2" beside "Pool21"): its own epochs count, it never reaches 0.9.
+    assert "| maxpool 2 (coarse only) | 85.00 (-5.00) (not reached) | 25.00 | 25.00 | 3 |" in result.output
     assert json.loads((tmp_path / "tables.json").read_text())["table2"][0]["reached"] is True
     assert (tmp_path / "tables_table3.csv").read_text().startswith("name,")
 

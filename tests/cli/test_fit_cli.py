@@ -60,3 +60,22 @@ def test_fit_on_embedded_default_writes_a_complete_run(tmp_path):
     predicted = CliRunner().invoke(main, ["predict", str(run_dir), str(clip), "--json"])
     assert predicted.exit_code == 0, predicted.output
     assert json.loads(predicted.output)[0]["top"][0]["label"] in json.loads((run_dir / "labels.json").read_text())
+
+
+def test_a_single_coarse_factor_trains_and_evaluates_at_that_factor(tmp_path):
+    """`--factors 2`: the paper's coarse-only baseline (Table 1, "Pool2" beside "Pool21")."""
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(
+        main, ["fit", "--data-dir", str(tmp_path / "synthetic"), "--factors", "2", "--epochs", "2",
+               "--run-dir", str(run_dir), *TINY])
+    assert result.exit_code == 0, result.output
+    history = json.loads((run_dir / "history.json").read_text())
+    assert [(r["phase"], r["factor"], r["tokens"]) for r in history] == [(1, 2, 16), (1, 2, 16)]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["factors"] == [2] and summary["phase_epochs"] == [2]
+    assert keras.saving.load_model(run_dir / "model.keras").factor == 2
+    evaluated = CliRunner().invoke(main, ["evaluate", str(run_dir), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    row = json.loads(evaluated.output)[0]
+    assert (row["factor"], row["tokens"]) == (2, 16)
+    assert abs(row["metric"] - history[-1]["val_metric"]) < 1e-6

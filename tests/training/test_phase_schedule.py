@@ -28,6 +28,37 @@ def test_build_schedule_splits_like_the_paper(factors, epochs, fraction, expecte
     assert schedule.total_epochs == epochs
 
 
+@pytest.mark.parametrize(
+    "factors,epochs,expected",
+    [
+        ("4,2,1", 20, (3, 3, 14)),  # the paper's 3-phase split (Table 4 back-solves to it)
+        ("2,1", 20, (5, 15)),  # one initial phase: 25%
+        ("4,1", 5, (1, 4)),  # AudioSet: 1 of 5
+        ("4,2,1", 5, (1, 1, 3)),
+        ("8,4,2,1", 20, (2, 2, 2, 14)),  # 30% shared by three initial phases
+        ("2", 12, (12,)),  # coarse only
+    ],
+)
+def test_default_split_is_the_papers(factors, epochs, expected):
+    assert build_schedule(factors, epochs).phase_epochs == expected
+
+
+def test_resolved_config_records_the_default_fraction():
+    from kc2f.training.preparation import resolve
+    from kc2f.training.run_config import RunConfig
+
+    three, _ = resolve(RunConfig(factors=(4, 2, 1), epochs=20))
+    two, _ = resolve(RunConfig(factors=(2, 1), epochs=20))
+    explicit, _ = resolve(RunConfig(factors=(4, 2, 1), epochs=20, initial_fraction=0.25))
+    assert (three.initial_fraction, two.initial_fraction, explicit.initial_fraction) == (0.30, 0.25, 0.25)
+    assert build_schedule(explicit.factors, 20, initial_fraction=explicit.initial_fraction).phase_epochs == (3, 2, 15)
+
+
+def test_a_single_coarse_factor_is_a_one_phase_run():
+    schedule = PhaseSchedule((2,), (6,))
+    assert schedule.num_phases == 1 and schedule.phase_of_epoch(5) == 0
+
+
 def test_explicit_phase_epochs_and_epoch_lookup():
     schedule = build_schedule("4,2,1", None, phase_epochs="3,3,14")
     assert schedule.factors == (4, 2, 1)
@@ -40,8 +71,8 @@ def test_explicit_phase_epochs_and_epoch_lookup():
     "kwargs,match",
     [
         (dict(factors="2,2,1", epochs=10), "strictly descending"),
-        (dict(factors="2", epochs=10), "end in 1"),
         (dict(factors="1,2", epochs=10), "end in 1"),
+        (dict(factors="2,2", epochs=10), "end in 1"),
         (dict(factors="0,1", epochs=10), "factors=\\(0, 1\\)"),
         (dict(factors="a,1", epochs=10), "factors='a,1'"),
         (dict(factors="2,1", epochs=1), "no epoch for the final phase"),
