@@ -26,6 +26,9 @@ from kc2f.training.run_error import RunError
 # device layout (the global batch, not the device count, defines the run) and how
 # many checkpoints are kept.
 RESUME_FREE = ("on_bad_audio", "distribute", "keep_checkpoints")
+# Computed from the training split at a run's start where the recipe has none
+# (`prepare_data`) and recorded in config.json: a resume without them takes the run's.
+RUN_COMPUTED = ("mean", "std")
 
 
 @dataclasses.dataclass
@@ -147,6 +150,15 @@ def check_resume(run, config, store, log=print, commit=True):
     return state
 
 
+def with_run_computed(run, config):
+    """`config` with the run's computed options (`RUN_COMPUTED`) where `config` leaves them `None`."""
+    if not run.has(run.CONFIG):
+        return config
+    saved = run.read_config()
+    filled = {k: saved[k] for k in RUN_COMPUTED if getattr(config, k) is None and saved.get(k) is not None}
+    return config.replace(**filled) if filled else config
+
+
 def _check_same_config(run, config):
     try:
         # An option added to kc2f after the run started counts as its default.
@@ -155,7 +167,8 @@ def _check_same_config(run, config):
         raise RunError(f"Cannot resume {run}: {error}") from None
     current = config.to_dict()
     changed = {k: (saved.get(k), current.get(k)) for k in set(saved) | set(current)
-               if k not in RESUME_FREE and saved.get(k) != current.get(k)}
+               if k not in RESUME_FREE and saved.get(k) != current.get(k)
+               and not (k in RUN_COMPUTED and current.get(k) is None)}
     if changed:
         lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
         raise RunError(

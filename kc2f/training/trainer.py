@@ -28,6 +28,7 @@ from kc2f.training.preparation import (
     default_run_dir,
     prepare_data,
     resolve,
+    with_run_computed,
 )
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
@@ -123,6 +124,7 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
         except ValueError as error:
             raise RunError(str(error)) from None
     saved = check_resume(run, config, store, log, commit=dist.is_chief)
+    config = with_run_computed(run, config)
     if saved is not None and saved.get("finished") and run.is_finished():
         log(f"Run {run} already finished; nothing to do.")
         return run.read_summary()

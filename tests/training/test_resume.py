@@ -61,3 +61,28 @@ def test_sigkill_in_each_phase_and_during_a_checkpoint_write_resumes(tmp_path, s
     # Re-running a finished run does nothing.
     again = _fit(synthetic_dir, run)
     assert again.returncode == 0 and "already finished" in again.stdout
+
+
+def test_a_run_that_computed_its_stats_resumes_with_them(tmp_path, synthetic_dir, monkeypatch):
+    """A recipe without mean/std (the `folder` and `manifest` layouts) has the run compute them
+    at its start and record them in config.json; re-running the same command must resume that
+    run (here: find it finished) rather than refuse it as "another configuration"."""
+    from kc2f.data import registry
+    from kc2f.training.run_config import RunConfig
+    from kc2f.training.trainer import fit
+
+    spec = registry.DATASETS["synthetic"].replace(name="unnormalised", layout="folder", mean=None, std=None)
+    monkeypatch.setitem(registry.DATASETS, "unnormalised", spec)
+    options = dict(dataset="unnormalised", data_dir=str(synthetic_dir), factors=(1,), epochs=1, batch_size=8,
+                   max_train_examples=16, max_eval_examples=8, hidden_dim=16, depth=1, num_heads=1,
+                   warmup_steps=2)
+    run_dir = tmp_path / "run"
+    first = fit(RunConfig(**options), run_dir=run_dir, verbose=0, log=lambda *a: None)
+    recorded = json.loads((run_dir / "config.json").read_text())
+    assert recorded["mean"] is not None and recorded["std"] > 0
+    lines = []
+    again = fit(RunConfig(**options), run_dir=run_dir, verbose=0, log=lines.append)
+    assert again == first
+    assert any("already finished" in line for line in lines), lines
+    with pytest.raises(ValueError, match="another configuration"):  # a real change is still refused
+        fit(RunConfig(**{**options, "mean": 0.0, "std": 1.0}), run_dir=run_dir, verbose=0, log=lambda *a: None)
