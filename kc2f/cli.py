@@ -163,6 +163,7 @@ def datasets():
 
 from kc2f.commands.bench import bench  # noqa: E402
 from kc2f.commands.cv import cv  # noqa: E402
+from kc2f.commands.demo import demo  # noqa: E402
 from kc2f.commands.export import export  # noqa: E402
 from kc2f.commands.plot import plot  # noqa: E402
 from kc2f.commands.predict import predict  # noqa: E402
@@ -170,6 +171,7 @@ from kc2f.commands.sweep import sweep  # noqa: E402
 
 main.add_command(bench)
 main.add_command(cv)
+main.add_command(demo)
 main.add_command(export)
 main.add_command(predict)
 main.add_command(sweep)

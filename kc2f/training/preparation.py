@@ -86,6 +86,9 @@ def resolve(config):
     if resolved.fold is not None and spec.layout != "esc50":
         raise RunError(f"Option 'fold' selects ESC-50's held-out fold; dataset '{spec.name}' has no folds. "
                        f"Received: fold={resolved.fold}")
+    if resolved.clips_per_class is not None and spec.layout != "synthetic":
+        raise RunError(f"Option 'clips_per_class' sizes the generated synthetic set; dataset '{spec.name}' "
+                       f"is read from disk. Received: clips_per_class={resolved.clips_per_class}")
     if (resolved.mean is None) != (resolved.std is None):
         raise RunError("Give both 'mean' and 'std', or neither.")
     if resolved.target is not None and resolved.baseline is not None:
@@ -239,14 +242,16 @@ def subset_examples(examples, limit, seed):
     return [examples[i] for i in picked]
 
 
-def index_options(fold):
-    """`manifest.build_index`'s layout options from the run's options: ESC-50's held-out `fold` (or none)."""
-    return {} if fold is None else {"fold": fold}
+def index_options(fold=None, clips_per_class=None):
+    """`manifest.build_index`'s layout options from the run's options: ESC-50's held-out `fold`,
+    the synthetic set's `clips_per_class` (each left out when `None`)."""
+    options = {"fold": fold, "clips_per_class": clips_per_class}
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def prepare_data(config, spec, log=print):
     """Indexes and checks both splits; returns `(config with statistics, PreparedData)`."""
-    options = index_options(config.fold)
+    options = index_options(config.fold, config.clips_per_class)
     try:
         train, labels = manifest.build_index(spec, config.data_dir, config.train_split, **options)
         evaluation, _ = manifest.build_index(spec, config.data_dir, config.eval_split, **options)

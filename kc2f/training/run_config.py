@@ -140,6 +140,8 @@ class RunConfig:
         None, "FIRST..LAST: the delivered model (model.keras, export) is the mean of the weights of the "
         "checkpoints of epochs FIRST to LAST (1-based, inclusive; AST's AudioSet recipes)", str, nullable=True)
     fold: int = _option(None, "ESC-50: the held-out fold 1..5 (None: fold 1)", int, nullable=True)
+    clips_per_class: int = _option(None, "synthetic dataset: training clips per class (None: 100; "
+                                   "test clips are a quarter of it)", int, nullable=True)
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
