@@ -55,6 +55,18 @@ def write_json_atomic(path, data):
     fsync_directory(path.parent)
 
 
+def write_text_atomic(path, text):
+    """Writes `text` to `path` so that a reader sees the old or the new file, never half."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_directory(path.parent)
+
+
 def read_json(path):
     """The JSON in `path`; ValueError naming the file when it is missing or malformed."""
     path = pathlib.Path(path)
