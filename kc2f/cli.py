@@ -45,6 +45,11 @@ def main():
                    "improving) or budget (predicted best final metric); tune with --set switch_*=...")
 @click.option("--target", type=float, help="Budget mode: stop the final phase when the metric reaches this.")
 @click.option("--baseline", type=click.Path(file_okay=False), help="Budget mode: stop at this baseline run's best metric.")
+@click.option("--val-fraction", type=float,
+              help="Hold out this share of the training split (stratified, seeded) to select the best epoch, stop "
+                   "and switch on; the test split is then scored once, at the best epoch (test_metric_at_best). "
+                   "Speech Commands and VoxCeleb use their own validation split. Default: select on the test "
+                   "split, as the paper does.")
 @click.option("--preset", help="Model size preset (ast: tiny, small, base).")
 @click.option("--init", type=click.Path(exists=True),
               help="Initialise from a local checkpoint: timm/DeiT/ViT or AST .pth/.safetensors/.npz, a .keras file or a run directory.")

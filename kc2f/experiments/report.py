@@ -4,6 +4,7 @@ import csv
 import io
 import pathlib
 
+from kc2f.training.run_config import selection_split
 from kc2f.training.run_directory import RunDirectory, write_json_atomic, write_text_atomic
 
 REPORT_FILES = ("report.json", "report.csv", "report.md")
@@ -34,18 +35,6 @@ def run_name(run):
     if not run.get("finished", True):
         name += f" (unfinished, {len(run['history'])} epochs)"
     return name
-
-
-def selection_split(config):
-    """The split a run's `val_metric` (best epoch, budget stop, adaptive switch) is on: `"val"` or `"test"`.
-
-    `"val"` for a run with `val_fraction` (a hold-out carved from the training
-    split, or the dataset's own validation split) or `eval_split: valid`;
-    `"test"` for the paper's protocol (`eval_split: test`, the default).
-    """
-    if config.get("val_fraction") is not None:
-        return "val"
-    return "val" if config.get("eval_split", "test") == "valid" else "test"
 
 
 def _factors(run):
