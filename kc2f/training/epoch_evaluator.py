@@ -66,8 +66,9 @@ def predict_scores(model, dataset, multilabel, return_logits=False):
 class EpochEvaluator(keras.callbacks.Callback):
     """Times each training epoch and computes exact validation metrics and loss into `state.result`.
 
-    Metrics and the loss (`cross_entropy`, the training loss's definition) are computed over the whole validation set at once (exact mAP, not
-    a per-batch approximation), after the epoch's training part is timed, so
+    Metrics and the loss (`cross_entropy`, the training loss's definition)
+    are computed over the whole validation set at once (exact mAP, not a
+    per-batch approximation), after the epoch's training part is timed, so
     the training time excludes evaluation. The callbacks after it
     (`PhaseSwitch`, `EpochRecorder`) read the `EpochResult` it leaves in
     `state.result`.

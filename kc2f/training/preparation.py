@@ -341,4 +341,5 @@ def _validation_split(config, spec, train, options):
     if not held_out:
         raise RunError(f"--val-fraction {config.val_fraction:g} holds out no clip of the {len(train)} training "
                        "clips (every class has a single clip); give more data or leave it unset.")
-    return train, held_out, f"{100 * config.val_fraction:g}% of the training split (stratified by class, seed {config.seed})"
+    share = f"{100 * config.val_fraction:g}%"
+    return train, held_out, f"{share} of the training split (stratified by class, seed {config.seed})"

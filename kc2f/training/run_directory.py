@@ -94,7 +94,7 @@ class RunDirectory:
     SUMMARY = "summary.json"
     MODEL = "model.keras"
     CHECKPOINTS = "checkpoints"
-    TENSORBOARD = "tensorboard"  # where runs of kc2f <= 0.x kept their event files
+    TENSORBOARD = "tensorboard"  # where runs made before the event files moved to the run directory keep them
     EVENTS_PREFIX = "events.out.tfevents."
     LOCK = ".lock"
     CHECKPOINT_PREFIX = "epoch-"

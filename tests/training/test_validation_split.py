@@ -1,4 +1,4 @@
-"""`--val-fraction`: a stratified, seeded hold-out of the training split selects; the test split is scored at the best epoch."""
+"""`--val-fraction`: a stratified, seeded hold-out of the training split selects; test is scored at the best epoch."""
 
 import collections
 import json
