@@ -32,6 +32,10 @@ LAYOUTS = (
     "synthetic",  # procedurally generated (kc2f.data.synthetic), folder layout on disk
 )
 
+# Layouts whose "valid" split is the dataset's own validation set, distinct from its test set
+# (the others return their single held-out set for both).
+OWN_VALIDATION_LAYOUTS = ("speechcommands", "voxceleb")
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -114,6 +118,11 @@ class DatasetSpec:
             bad("lr", "must be positive")
         if self.freqm < 0 or self.timem < 0:
             bad("freqm" if self.freqm < 0 else "timem", "must be >= 0")
+
+    @property
+    def has_validation_split(self):
+        """Whether the dataset ships its own validation split, distinct from the test split."""
+        return self.layout in OWN_VALIDATION_LAYOUTS
 
     @property
     def clip_samples(self):
