@@ -473,6 +473,65 @@ def decode_wav_fn(contents):
 
 MAX_SECONDS = 600.0  # "absurd length": nothing kc2f trains on is longer than 10 minutes.
 
+_WAV_DTYPES = {(1, 1): "u1", (1, 2): "<i2", (1, 3): None, (1, 4): "<i4", (3, 4): "<f4", (3, 8): "<f8"}
+_WAV_SCALE = {(1, 1): 128.0, (1, 2): 32768.0, (1, 3): 2.0**23, (1, 4): 2.0**31}
+
+
+def _decode_wav_numpy(contents):
+    """`_decode_wav`'s result for a well-formed WAV, in NumPy; `None` for anything else.
+
+    The same chunk walk, formats and scaling as the graph decoder, without its
+    trace (0.4 s of CPU on 2 cores, a tenth of `kc2f predict`'s cold start on one
+    file). A header it does not accept, an unsupported format or a truncated file
+    returns `None`, and `read_audio` asks the graph decoder, whose status names
+    the problem; tests/data check that both give identical samples.
+    """
+    size = len(contents)
+    if size < 12 or contents[8:12] != b"WAVE":
+        return None
+    pos, fmt_pos, data_pos, data_size = 12, -1, -1, 0
+    for _ in range(256):
+        if pos + 8 > size or data_pos >= 0:
+            break
+        chunk, chunk_size = contents[pos:pos + 4], int.from_bytes(contents[pos + 4:pos + 8], "little")
+        if chunk == b"fmt ":
+            fmt_pos = pos + 8
+        elif chunk == b"data":
+            data_pos, data_size = pos + 8, chunk_size
+        pos += 8 + chunk_size + chunk_size % 2
+    if fmt_pos < 0 or fmt_pos + 16 > size or data_pos < 0:
+        return None
+
+    def field(offset, n):
+        return int.from_bytes(contents[fmt_pos + offset:fmt_pos + offset + n].ljust(n, b"\0"), "little")
+
+    tag = field(0, 2)
+    if tag == 0xFFFE:  # EXTENSIBLE
+        tag = field(24, 2)
+    channels, rate, block_align = field(2, 2), field(4, 4), field(12, 2)
+    if channels < 1 or rate < 1 or block_align < 1 or block_align % channels:
+        return None
+    key = (tag, block_align // channels)
+    if key not in _WAV_DTYPES:
+        return None
+    available = max(size - data_pos, 0)
+    declared = available if data_size in (0, 0xFFFFFFFF) else data_size
+    if declared > available:
+        return None
+    num_bytes = declared - declared % block_align
+    data = contents[data_pos:data_pos + num_bytes]
+    if key == (1, 3):
+        b = np.frombuffer(data, np.uint8).reshape(-1, 3).astype(np.int32)
+        value = b[:, 0] + b[:, 1] * 256 + b[:, 2] * 65536
+        flat = np.where(value >= 2**23, value - 2**24, value).astype(np.float32) / np.float32(2.0**23)
+    elif key == (1, 1):
+        flat = (np.frombuffer(data, np.uint8).astype(np.float32) - np.float32(128.0)) / np.float32(128.0)
+    else:
+        flat = np.frombuffer(data, _WAV_DTYPES[key]).astype(np.float32)
+        if key in _WAV_SCALE:
+            flat = flat / np.float32(_WAV_SCALE[key])
+    return flat.reshape(-1, channels), rate
+
 
 def read_audio(path):
     """Reads and decodes a file eagerly, at its own rate and channel count.
@@ -495,6 +554,10 @@ def read_audio(path):
         contents = f.read()
     if not contents:
         raise AudioError(path, "file is empty (0 bytes)")
+    if contents[:4] == b"RIFF":
+        decoded = _decode_wav_numpy(contents)
+        if decoded is not None:
+            return decoded
     try:
         decoder = decode_wav_fn if contents[:4] == b"RIFF" else decode_audio_fn
         samples, rate, status = decoder(tf.constant(contents))

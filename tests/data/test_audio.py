@@ -112,3 +112,62 @@ def test_fsdd_clip(fsdd_dir):
     np.testing.assert_array_equal(y8, (data / 32768.0).astype(np.float32))
     np.testing.assert_allclose(audio.load_audio(path, 16000),
                                scipy.signal.resample_poly(data / 32768.0, 2, 1), atol=1e-5)
+
+
+def _riff(payload, *, tag=1, width=2, channels=1, rate=8000, extensible=False, before_fmt=b"",
+          data_size=None, drop=0):
+    """A WAV file's bytes: optional chunks before `fmt `, the samples' bytes `payload`."""
+    import struct
+
+    fmt = struct.pack("<HHIIHH", 0xFFFE if extensible else tag, channels, rate, rate * channels * width,
+                      channels * width, 8 * width)
+    if extensible:
+        fmt += struct.pack("<HHIH", 22, 8 * width, 0, tag) + b"\x00" * 14
+    body = b"WAVE" + before_fmt + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    body += b"data" + struct.pack("<I", len(payload) if data_size is None else data_size) + payload
+    contents = b"RIFF" + struct.pack("<I", len(body)) + body
+    return contents[:len(contents) - drop] if drop else contents
+
+
+@pytest.mark.parametrize("tag,width,dtype", [(1, 1, "u1"), (1, 2, "<i2"), (1, 3, None), (1, 4, "<i4"),
+                                             (3, 4, "<f4"), (3, 8, "<f8")])
+@pytest.mark.parametrize("variant", ["plain", "stereo", "extensible", "list-chunk-first", "streaming-0",
+                                     "streaming-ffffffff"])
+def test_numpy_wav_reader_equals_the_graph_decoder(tag, width, dtype, variant):
+    """read_audio decodes well-formed WAVs in NumPy (no trace); its samples must be the graph
+    decoder's, bit for bit, for every format and layout the graph decoder takes."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(width)
+    channels = 2 if variant == "stereo" else 1
+    frames = 37
+    if dtype is None:
+        payload = rng.integers(0, 256, size=frames * channels * 3, dtype=np.uint8).tobytes()
+    elif tag == 3:
+        payload = rng.uniform(-1, 1, size=frames * channels).astype(dtype).tobytes()
+    else:
+        info = np.iinfo(np.dtype(dtype))
+        payload = rng.integers(info.min, info.max, size=frames * channels, dtype=np.dtype(dtype),
+                               endpoint=True).tobytes()
+    options = {"tag": tag, "width": width, "channels": channels, "extensible": variant == "extensible",
+               "before_fmt": b"LIST\x05\x00\x00\x00abcde\x00" if variant == "list-chunk-first" else b"",
+               "data_size": {"streaming-0": 0, "streaming-ffffffff": 0xFFFFFFFF}.get(variant)}
+    contents = _riff(payload, **options)
+    samples, rate = audio._decode_wav_numpy(contents)
+    expected, expected_rate, status = audio.decode_wav_fn(tf.constant(contents))
+    assert int(status) == audio.STATUS_OK and rate == int(expected_rate) == 8000
+    assert samples.dtype == np.float32 and samples.shape == (frames, channels)
+    np.testing.assert_array_equal(samples, expected.numpy())
+
+
+def test_numpy_wav_reader_leaves_bad_files_to_the_graph_decoder(tmp_path):
+    """Truncated, unsupported and headerless files get None, so read_audio's error is the graph
+    decoder's status, naming the problem."""
+    payload = np.arange(40, dtype="<i2").tobytes()
+    assert audio._decode_wav_numpy(_riff(payload, drop=10)) is None  # truncated
+    assert audio._decode_wav_numpy(_riff(payload, tag=2)) is None  # ADPCM
+    assert audio._decode_wav_numpy(b"RIFF\x04\x00\x00\x00WAVE") is None
+    path = tmp_path / "short.wav"
+    path.write_bytes(_riff(payload, drop=10))
+    with pytest.raises(audio.AudioError, match="truncated"):
+        audio.read_audio(path)
