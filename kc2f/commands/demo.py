@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from kc2f.commands.output import log_function, results_stdout
+
 
 @click.command(name="demo")
 @click.option("--out", "out_dir", default="runs/demo", show_default=True, type=click.Path(file_okay=False),
@@ -25,9 +27,10 @@ def demo(out_dir, data_dir, seed, as_json, quiet):
     # Deferred: training imports TensorFlow and Keras, which `kc2f --help` must not wait for.
     from kc2f.experiments.demo import run_demo
 
-    log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     try:
-        result = run_demo(out_dir, log=log, verbose=0 if quiet else 1, data_dir=data_dir, seed=seed)
+        with results_stdout(as_json):  # --json: Keras' progress bars go to stderr with the logs
+            result = run_demo(out_dir, log=log_function(as_json), verbose=0 if quiet else 1, data_dir=data_dir,
+                              seed=seed)
     except ValueError as error:  # RunError is a ValueError
         raise click.ClickException(str(error)) from None
     if as_json:

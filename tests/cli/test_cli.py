@@ -105,10 +105,10 @@ def test_json_is_a_flag_that_prints_json_on_stdout():
     assert set(listed) == set(DATASETS) and listed["fsdd"]["sample_rate"] == 8000
     # Every command that prints results takes --json as a flag (no value).
     for command in ("fit", "evaluate", "report", "stats", "datasets", "sweep", "cv", "bench", "export",
-                    "predict", "plot"):
+                    "predict", "plot", "demo"):
         options = {o.name: o for o in main.commands[command].params}
         assert options["as_json"].is_flag and options["as_json"].opts == ["--json"], command
-    for command in ("fit", "sweep", "cv", "bench", "predict"):
+    for command in ("fit", "sweep", "cv", "bench", "predict", "demo"):
         assert "quiet" in {o.name for o in main.commands[command].params}, command
 
 
