@@ -166,12 +166,14 @@ from kc2f.commands.cv import cv  # noqa: E402
 from kc2f.commands.export import export  # noqa: E402
 from kc2f.commands.plot import plot  # noqa: E402
 from kc2f.commands.predict import predict  # noqa: E402
+from kc2f.commands.pretrain import pretrain  # noqa: E402
 from kc2f.commands.sweep import sweep  # noqa: E402
 
 main.add_command(bench)
 main.add_command(cv)
 main.add_command(export)
 main.add_command(predict)
+main.add_command(pretrain)
 main.add_command(sweep)
 main.add_command(plot)
 

@@ -2,10 +2,11 @@
 
 import keras
 
+from kc2f.families import ModelFamily
 from kc2f.training.warmup_step_decay import WarmupStepDecay
 
 
-def compile_phase(model, config, multilabel, steps_per_epoch):
+def compile_phase(model, config, multilabel, steps_per_epoch, family=None):
     """Compiles `model` with a new Adam and a restarted warm-up + step-decay schedule.
 
     *From Coarse to Fine* (https://arxiv.org/abs/2401.08415) resets the
@@ -20,6 +21,8 @@ def compile_phase(model, config, multilabel, steps_per_epoch):
         multilabel: binary cross-entropy on multi-hot labels if `True`,
             categorical cross-entropy otherwise.
         steps_per_epoch: optimizer steps per epoch.
+        family: the run's `ModelFamily`, whose `compile_loss` gives the loss
+            (`None`: the supervised default, cross-entropy).
 
     Returns:
         The optimizer.
@@ -38,10 +41,7 @@ def compile_phase(model, config, multilabel, steps_per_epoch):
         beta_2=config.beta_2,
         weight_decay=config.weight_decay or None,
     )
-    if multilabel:
-        loss = keras.losses.BinaryCrossentropy(from_logits=True)
-    else:
-        loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+    loss = (family or ModelFamily()).compile_loss(multilabel)
     jit = {"auto": "auto", "on": True, "off": False}[config.jit]
     model.compile(optimizer=optimizer, loss=loss, jit_compile=jit)
     return optimizer

@@ -136,8 +136,17 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
 
     precision = _set_precision(config.precision)
     drop = data.num_train >= config.batch_size
-    steps_per_epoch = pipeline.steps_per_epoch(data.num_train, config.batch_size, drop)
-    samples_per_epoch = steps_per_epoch * config.batch_size if drop else data.num_train
+    if config.steps_per_epoch is None:
+        steps_per_epoch = pipeline.steps_per_epoch(data.num_train, config.batch_size, drop)
+        samples_per_epoch = steps_per_epoch * config.batch_size if drop else data.num_train
+    else:
+        # Step-based (kc2f pretrain): an epoch is an evaluation interval, not a pass over the data.
+        steps_per_epoch = config.steps_per_epoch
+        samples_per_epoch = steps_per_epoch * config.batch_size if drop else None
+        if samples_per_epoch is None:
+            raise RunError(f"Option 'steps_per_epoch' needs at least one full batch: {data.num_train} "
+                           f"training clips, batch size {config.batch_size}.")
+    metric = family.metric(spec)
 
     def build(factor):
         return family.build(config, spec, len(data.labels), factor)
@@ -149,7 +158,9 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
     if policy is not None:  # provisional; a resumed run keeps the phase lengths it decided
         decided = state.switch["decided"] if state.switch else ()
         schedule = adaptive_schedule(schedule.factors, schedule.total_epochs, decided, max_epochs)
-    model = _first_model(config, family, schedule, state, saved, store, build, dist, run, log)
+    model, init_report = _first_model(config, family, schedule, state, saved, store, build, dist, run, log)
+    if saved is not None:
+        init_report = saved.get("init_report")
     flops_per_epoch = {}
 
     def epoch_flops(factor, model=None):
@@ -176,16 +187,18 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
             on_bad_audio="skip", audio_report=data.reports["eval"],
         )
 
-    evaluator = EpochEvaluator(eval_data, spec.multilabel, spec.metric, state)
+    evaluator = EpochEvaluator(eval_data, spec.multilabel, metric, state,
+                               evaluate=lambda model, dataset: family.evaluate(model, dataset, spec))
     switch = PhaseSwitch(schedule, family, build, state, target=target, scope=dist.scope, log=log,
                          on_switch=lambda epoch, text: writer.text(epoch, "phase_switch", text),
                          policy=policy, max_epochs=max_epochs,
                          epoch_flops=epoch_flops, budget=config.switch_budget if policy is not None else None)
     schedule = state.schedule
     recorder = EpochRecorder(
-        family=family, metric=spec.metric, samples_per_epoch=samples_per_epoch,
+        family=family, metric=metric, samples_per_epoch=samples_per_epoch,
         state=state, run=run, store=store, writer=writer,
-        extra_state={"bad_audio": data.bad_audio, "target": target}, log=log, chief=dist.is_chief,
+        extra_state={"bad_audio": data.bad_audio, "target": target,
+                     **({"init_report": init_report} if config.init else {})}, log=log, chief=dist.is_chief,
     )
     resumed_epoch = state.epochs_done
     while state.epochs_done < state.schedule.total_epochs and not state.finished:
@@ -197,7 +210,7 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
         epoch_flops(model.factor, model)
         start = time.perf_counter()
         with dist.scope():
-            optimizer = compile_phase(model, config, spec.multilabel, steps_per_epoch)
+            optimizer = compile_phase(model, config, spec.multilabel, steps_per_epoch, family=family)
             if epoch == resumed_epoch and epoch and schedule.phase_of_epoch(epoch - 1) == phase:
                 try:
                     store.restore_optimizer(saved["checkpoint"], optimizer, model.trainable_variables)
@@ -206,10 +219,13 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
         state.overhead += time.perf_counter() - start
         if dist.needs_eval_model:
             evaluator.eval_model = build(model.factor)
+        # Step-based runs read one endless stream from its start, skipping the steps done.
+        position = dict(epoch=epoch) if config.steps_per_epoch is None else dict(
+            epoch=0, start_step=epoch * steps_per_epoch)
         dataset = pipeline.make_dataset(
             data.train, data.labels, spec, batch_size=config.batch_size, training=True, seed=config.seed,
-            epoch=epoch, mixup=config.mixup, cache=config.cache, drop_remainder=drop,
-            repeat=True, on_bad_audio="skip", audio_report=data.reports["train"],
+            mixup=config.mixup, cache=config.cache, drop_remainder=drop,
+            repeat=True, on_bad_audio="skip", audio_report=data.reports["train"], **position,
         )
         with dist.training_scope():
             model.fit(
@@ -227,7 +243,8 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
     if store.protect and dist.is_chief:
         model, averaged = _average_checkpoints(store, build(model.factor), eval_data(), spec, run, log)
     return finalize(run, model, family, config, spec, state.schedule, state, target, data.bad_audio, writer, log,
-                    replicas=dist.num_replicas, write=dist.is_chief, averaged=averaged)
+                    replicas=dist.num_replicas, write=dist.is_chief, averaged=averaged, metric=metric,
+                    init_report=init_report)
 
 
 def _average_checkpoints(store, model, eval_dataset, spec, run, log):
@@ -270,7 +287,7 @@ def _set_precision(precision):
 
 
 def _first_model(config, family, schedule, state, saved, store, build, dist, run, log):
-    """The model training starts from: the last checkpoint, a pretrained init or a fresh one."""
+    """`(model, init report)`: the last checkpoint, a pretrained init (its report's text) or a fresh one."""
     with dist.scope():
         if state.epochs_done:
             previous = schedule.phase_of_epoch(state.epochs_done - 1)
@@ -280,7 +297,7 @@ def _first_model(config, family, schedule, state, saved, store, build, dist, run
             except ValueError as error:
                 raise RunError(f"Cannot resume {run}: {error}") from None
             log(f"Resuming {run} after epoch {state.epochs_done} (phase {previous + 1}, C={model.factor}).")
-            return model
+            return model, None
         model = build(schedule.factors[0])
         if config.init:
             try:
@@ -288,19 +305,23 @@ def _first_model(config, family, schedule, state, saved, store, build, dist, run
             except (ValueError, OSError, ImportError) as error:
                 raise RunError(f"--init {config.init}: {error}") from None
             log(f"Initialised from {config.init}:\n{report}")
-        return model
+            return model, str(report)
+        return model, None
 
 
 def finalize(run, model, family, config, spec, schedule, state, target, bad_audio, writer, log, replicas=1,
-             write=True, averaged=None):
+             write=True, averaged=None, metric=None, init_report=None):
     """Writes `model.keras` and `summary.json` of a finished run (idempotent); returns the summary.
 
     `model.keras` holds `model`: the last epoch's model, or the weight average
     of the `--average-checkpoints` epochs, whose entries (`averaged_epochs`,
     `averaged_metric`, `averaged_metrics`) `averaged` adds to the summary;
     `summary["delivered_model"]` says which one the file holds. With `write=False` (a
-    non-chief process) only the summary is returned.
+    non-chief process) only the summary is returned. `metric` names the
+    tracked metric (default: the dataset's); with `--init`, `init_report` (what
+    the initialisation loaded, resized and dropped) goes to the summary.
     """
+    metric = metric or spec.metric
     if write:
         tmp_path = run.file(f".model.{os.getpid()}.keras")
         # The deliverable is an inference model: no optimizer or loss in the file, so
@@ -323,7 +344,7 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         "method": config.method,
         "factors": list(schedule.factors),
         "phase_epochs": list(schedule.phase_epochs),
-        "metric": spec.metric,
+        "metric": metric,
         "epochs_trained": len(history),
         "best_metric": best["val_metric"],
         "best_epoch": best["epoch"],
@@ -334,6 +355,7 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         "train_seconds": state.counters["seconds"],
         "bad_audio": bad_audio,
         "replicas": replicas,
+        **({"init": config.init, "init_report": init_report} if config.init else {}),
         "delivered_model": "last epoch" if averaged is None else "weight average of epochs "
                            f"{averaged['averaged_epochs'][0]}..{averaged['averaged_epochs'][1]}",
         **(averaged or {}),
@@ -345,7 +367,7 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
             raise RunError(f"Cannot write {run.file(run.SUMMARY)}: {error.strerror or error}.") from None
     writer.close()
     log(
-        f"Done: best {spec.metric} {best['val_metric']:.4f} at epoch {best['epoch']}; "
+        f"Done: best {metric} {best['val_metric']:.4f} at epoch {best['epoch']}; "
         f"{state.counters['flops'] / 1e12:.3f} TFLOP, {state.counters['seconds']:.1f}s training "
         f"({state.stop_reason})."
     )
