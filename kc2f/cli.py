@@ -105,22 +105,29 @@ def evaluate(run_dir, split, factors, data_dir, batch_size, as_json):
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--baseline", required=True, type=click.Path(exists=True, file_okay=False), help="The baseline run.")
+@click.option("--fine-tuned", "fine_tuned", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Pretraining runs: the fine-tuned run of each RUN_DIR, in order (repeatable).")
+@click.option("--baseline-fine-tuned", type=click.Path(exists=True, file_okay=False),
+              help="Pretraining runs: the fine-tuned run of the baseline pretraining run.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the tables as JSON here.")
-@click.option("--csv", "csv_prefix", help="Also write PREFIX_table2.csv and PREFIX_table3.csv.")
-def report(run_dirs, baseline, json_path, csv_prefix):
-    """The paper's Table 2 (FLOPs/time saved to reach the baseline) and Table 3 (best metric)."""
-    from kc2f.experiments.report import build_report, format_csv, format_text
+@click.option("--csv", "csv_prefix", help="Also write PREFIX_table2.csv and PREFIX_table3.csv (PREFIX_table6.csv).")
+def report(run_dirs, baseline, fine_tuned, baseline_fine_tuned, json_path, csv_prefix):
+    """The paper's Table 2 (FLOPs/time saved to reach the baseline) and Table 3 (best metric);
+    for pretraining runs (kc2f pretrain), Table 6 (pretraining savings, fine-tuned metric and Δ)."""
+    from kc2f.experiments.report import build_any_report, format_csv, format_any_text
 
     try:
-        tables = build_report(run_dirs, baseline)
+        tables = build_any_report(run_dirs, baseline, fine_tuned, baseline_fine_tuned)
     except ValueError as error:
         _fail(error)
-    click.echo(format_text(tables, tables["metric"]))
+    click.echo(format_any_text(tables))
     if json_path:
         pathlib.Path(json_path).write_text(json.dumps(tables, indent=2))
     if csv_prefix:
-        pathlib.Path(f"{csv_prefix}_table2.csv").write_text(format_csv(tables["table2"]))
-        pathlib.Path(f"{csv_prefix}_table3.csv").write_text(format_csv(tables["table3"]))
+        for name in ("table2", "table3", "table6"):
+            if name in tables:
+                rows = tables[name] if name != "table6" else [tables[name]["baseline"], *tables[name]["rows"]]
+                pathlib.Path(f"{csv_prefix}_{name}.csv").write_text(format_csv(rows))
 
 
 @main.command()
