@@ -114,7 +114,8 @@ def evaluate(run_dir, split, factors, data_dir, batch_size, as_json):
 def report(run_dirs, baseline, fine_tuned, baseline_fine_tuned, json_path, csv_prefix):
     """The paper's Table 2 (FLOPs/time saved to reach the baseline) and Table 3 (best metric);
     for pretraining runs (kc2f pretrain), Table 6 (pretraining savings, fine-tuned metric and Δ)."""
-    from kc2f.experiments.report import build_any_report, format_csv, format_any_text
+    from kc2f.experiments.pretraining_report import build_any_report, format_any_text
+    from kc2f.experiments.report import format_csv
 
     try:
         tables = build_any_report(run_dirs, baseline, fine_tuned, baseline_fine_tuned)

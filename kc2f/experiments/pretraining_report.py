@@ -9,7 +9,7 @@ with its difference Δ to the full-resolution-pretrained one.
 
 import io
 
-from kc2f.experiments.report import load_run, run_name
+from kc2f.experiments.report import build_report, format_text, load_run, run_name
 
 
 def _best(history):
@@ -86,7 +86,7 @@ def format_table6(report, scale=100.0):
     """The Table 6 rows as Markdown (metrics in percent)."""
     out = io.StringIO()
     metric = report["metric"]
-    out.write("Table 6 (self-supervised pretraining, same step budget)\n\n")
+    out.write("Table 6 (self-supervised pretraining: savings against the baseline pretraining run)\n\n")
     out.write(f"| pretraining | steps | FLOPs save % | time save % | masked-patch acc | fine-tuned {metric} (Δ) |\n"
               "|---|---|---|---|---|---|\n")
     for row in [report["baseline"], *report["rows"]]:
@@ -94,3 +94,23 @@ def format_table6(report, scale=100.0):
         out.write(f"| {row['name']} | {row['steps']} | {row['flops_save_pct']:.2f} | {row['time_save_pct']:.2f} | "
                   f"{scale * row['masked_accuracy']:.2f} | {tuned} |\n")
     return out.getvalue()
+
+
+def build_any_report(run_dirs, baseline_dir, fine_tuned=(), baseline_fine_tuned=None):
+    """`build_report`'s tables, or, when `baseline_dir` is a pretraining run, `{"table6": ...}`.
+
+    See `table6` for the pretraining rows.
+    """
+    if is_pretraining_run(load_run(baseline_dir)):
+        return {"table6": table6(run_dirs, baseline_dir, fine_tuned, baseline_fine_tuned)}
+    if fine_tuned or baseline_fine_tuned:
+        raise ValueError("--fine-tuned and --baseline-fine-tuned are for pretraining runs (kc2f pretrain); "
+                         f"--baseline {baseline_dir} is a supervised run.")
+    return build_report(run_dirs, baseline_dir)
+
+
+def format_any_text(tables):
+    """`format_text`, or the Table 6 text for `build_any_report`'s pretraining tables."""
+    if "table6" in tables:
+        return format_table6(tables["table6"])
+    return format_text(tables, tables["metric"])

@@ -150,27 +150,3 @@ def format_csv(rows):
         writer.writeheader()
         writer.writerows(rows)
     return out.getvalue()
-
-
-def build_any_report(run_dirs, baseline_dir, fine_tuned=(), baseline_fine_tuned=None):
-    """`build_report`'s tables, or, when `baseline_dir` is a pretraining run, `{"table6": ...}`.
-
-    See `kc2f.experiments.pretraining_report.table6` for the pretraining rows.
-    """
-    from kc2f.experiments.pretraining_report import is_pretraining_run, table6
-
-    if is_pretraining_run(load_run(baseline_dir)):
-        return {"table6": table6(run_dirs, baseline_dir, fine_tuned, baseline_fine_tuned)}
-    if fine_tuned or baseline_fine_tuned:
-        raise ValueError("--fine-tuned and --baseline-fine-tuned are for pretraining runs (kc2f pretrain); "
-                         f"--baseline {baseline_dir} is a supervised run.")
-    return build_report(run_dirs, baseline_dir)
-
-
-def format_any_text(tables):
-    """`format_text`, or the Table 6 text for `build_any_report`'s pretraining tables."""
-    if "table6" in tables:
-        from kc2f.experiments.pretraining_report import format_table6
-
-        return format_table6(tables["table6"])
-    return format_text(tables, tables["metric"])
