@@ -116,27 +116,37 @@ def evaluate(run_dir, split, factors, data_dir, batch_size, as_json):
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--baseline", type=click.Path(exists=True, file_okay=False),
-              help="The baseline run: compare RUN_DIRS with it (Tables 2 and 3). Without it, summarise each run.")
+              help="The baseline run: compare RUN_DIRS with it (Tables 2 and 3; Table 6 for pretraining runs). "
+                   "Without it, summarise each run.")
+@click.option("--fine-tuned", "fine_tuned", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Pretraining runs: the fine-tuned run of each RUN_DIR, in order (repeatable).")
+@click.option("--baseline-fine-tuned", type=click.Path(exists=True, file_okay=False),
+              help="Pretraining runs: the fine-tuned run of the baseline pretraining run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Also write report.json, report.csv and report.md into this directory.")
-def report(run_dirs, baseline, as_json, out_dir):
-    """The paper's Table 2 (FLOPs/time saved to reach the baseline) and Table 3 (best metric),
-    or, without --baseline, each run's metric, best epoch, FLOPs and time.
+def report(run_dirs, baseline, fine_tuned, baseline_fine_tuned, as_json, out_dir):
+    """The paper's Table 2 (FLOPs/time saved to reach the baseline) and Table 3 (best metric);
+    for pretraining runs (kc2f pretrain), Table 6 (pretraining savings, fine-tuned metric and Δ);
+    without --baseline, each run's metric, best epoch, FLOPs and time.
 
     Metrics are labelled with their split: `val` (a run with --val-fraction) or
     `test` (the paper's protocol, eval_split test); a run with a validation
     split also shows its test metric at the best (selected) epoch.
     """
     from kc2f.experiments import report as report_lib
+    from kc2f.experiments.pretraining_report import build_any_report, format_any_text
 
     try:
         if baseline is None:
+            if fine_tuned or baseline_fine_tuned:
+                raise ValueError("--fine-tuned and --baseline-fine-tuned compare pretraining runs with "
+                                 "--baseline: give it.")
             tables = report_lib.build_run_summaries(run_dirs)
             text = report_lib.format_summaries(tables)
         else:
-            tables = report_lib.build_report(run_dirs, baseline)
-            text = report_lib.format_text(tables, tables["metric"])
+            tables = build_any_report(run_dirs, baseline, fine_tuned, baseline_fine_tuned)
+            text = format_any_text(tables)
         if out_dir:
             report_lib.write_report(tables, out_dir, text)
     except ValueError as error:
@@ -201,6 +211,7 @@ from kc2f.commands.demo import demo  # noqa: E402
 from kc2f.commands.export import export  # noqa: E402
 from kc2f.commands.plot import plot  # noqa: E402
 from kc2f.commands.predict import predict  # noqa: E402
+from kc2f.commands.pretrain import pretrain  # noqa: E402
 from kc2f.commands.sweep import sweep  # noqa: E402
 
 main.add_command(bench)
@@ -208,6 +219,7 @@ main.add_command(cv)
 main.add_command(demo)
 main.add_command(export)
 main.add_command(predict)
+main.add_command(pretrain)
 main.add_command(sweep)
 main.add_command(plot)
 

@@ -547,6 +547,34 @@ def _folder_index(data_dir, split, options, on_problem):
     return _finish(collector, f"folder {data_dir}", on_problem), label_names
 
 
+UNLABELLED = "unlabelled"
+
+
+def _unlabelled_index(data_dir, split, options, on_problem):
+    """Every audio file under `data_dir` (recursively), one class `unlabelled`, for pretraining.
+
+    The held-out split is a stable hash of the relative path (`valid_percent`,
+    default 10), as for class folders without split sub-folders.
+    """
+    _require_dir(data_dir, "unlabelled data_dir")
+    percent = options.get("valid_percent", 10)
+    if not 0 < percent < 100:
+        raise ValueError(f"valid_percent must be in (0, 100). Received: valid_percent={percent}")
+    collector = _Collector([UNLABELLED])
+    for dirpath, dirnames, filenames in os.walk(data_dir):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not _is_audio(name):
+                continue
+            path = os.path.join(dirpath, name)
+            held_out = zlib.crc32(os.path.relpath(path, data_dir).encode("utf-8")) % 100 < percent
+            if held_out == (split != "train"):
+                collector.add(path, (UNLABELLED,), path)
+    if not collector.examples and not collector.problems:
+        raise FileNotFoundError(f"No audio files ({', '.join(AUDIO_EXTENSIONS)}) for split '{split}' under {data_dir}")
+    return _finish(collector, f"unlabelled {data_dir}", on_problem), [UNLABELLED]
+
+
 def _synthetic_index(data_dir, split, options, on_problem):
     data_dir = synthetic.ensure_synthetic_dataset(
         data_dir,
@@ -567,6 +595,7 @@ _LAYOUTS = {
     "fsdd": _fsdd_index,
     "folder": _folder_index,
     "synthetic": _synthetic_index,
+    "unlabelled": _unlabelled_index,
 }
 
 
@@ -588,7 +617,8 @@ def build_index(spec_or_name, data_dir, split, **options):
             `audio_dir`, `filename` (vggsound, template with `{ytid}` and
             `{start}`, default `"{ytid}_{start:06d}.wav"`), `csv`;
             `audio_dir`, `split_file` (voxceleb);
-            `valid_percent` (folder without split sub-folders, default 10);
+            `valid_percent` (folder without split sub-folders and unlabelled,
+            default 10);
             `clips_per_class`, `seed` (synthetic);
             `on_problem`: `"error"` (default) raises one `ManifestError`
             listing every bad row; `"skip"` leaves bad rows out.

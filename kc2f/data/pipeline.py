@@ -115,6 +115,7 @@ def make_dataset(
     cache=False,
     drop_remainder=None,
     repeat=False,
+    start_step=0,
     audio_report=None,
     num_parallel_calls=AUTOTUNE,
 ):
@@ -145,6 +146,10 @@ def make_dataset(
         repeat: `False`: one epoch. `True`: epochs `epoch, epoch+1, ...` without
             end (use with `steps_per_epoch(...)`; Keras re-iterating a finite
             dataset would replay the same epoch order).
+        start_step: with `repeat=True`, start the stream of epochs `epoch,
+            epoch+1, ...` at this batch (a step-based run resumed after
+            `start_step` optimizer steps gets the batches the uninterrupted
+            run got next, whether or not its intervals are whole epochs).
         audio_report: a `BadAudioReport` from `validate_audio` on the same
             examples, to skip the scan.
         num_parallel_calls: decode parallelism.
@@ -163,6 +168,9 @@ def make_dataset(
         raise ValueError(f"epoch must be a non-negative integer. Received: epoch={epoch!r}")
     if not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer. Received: seed={seed!r}")
+    if not isinstance(start_step, (int, np.integer)) or start_step < 0 or (start_step and not repeat):
+        raise ValueError(f"start_step must be a non-negative integer, used with repeat=True. "
+                         f"Received: start_step={start_step!r}, repeat={repeat}")
     if mixup is None:
         mixup = spec.mixup if training else 0.0
     if not 0.0 <= mixup <= 1.0:
@@ -251,7 +259,14 @@ def make_dataset(
         return ds
 
     if repeat:
-        ds = tf.data.Dataset.range(epoch, 2**62).flat_map(one_epoch)
+        per_epoch = steps_per_epoch(num, batch_size, drop_remainder)
+        if start_step and not per_epoch:
+            raise ValueError(f"start_step needs at least one batch per epoch: {num} examples, "
+                             f"batch_size={batch_size}. Received: start_step={start_step}")
+        first, skip = divmod(int(start_step), per_epoch) if start_step else (0, 0)
+        ds = tf.data.Dataset.range(epoch + first, 2**62).flat_map(one_epoch)
+        if skip:
+            ds = ds.skip(skip)
     else:
         ds = one_epoch(tf.constant(epoch, tf.int64))
     ds = ds.prefetch(AUTOTUNE)

@@ -30,6 +30,7 @@ LAYOUTS = (
     "folder",  # one sub-folder per class (optionally train/ test/ on top)
     "manifest",  # AST JSON or CSV (path,labels) given as a file
     "synthetic",  # procedurally generated (kc2f.data.synthetic), folder layout on disk
+    "unlabelled",  # every audio file under data_dir, no labels (self-supervised pretraining)
 )
 
 # Layouts whose "valid" split is the dataset's own validation set, distinct from its test set
@@ -223,6 +224,16 @@ DATASETS = {
         metric="mAP", sample_rate=16000, clip_seconds=10.0, target_frames=1024,
         num_mel_bins=128, mean=None, std=None, freqm=48, timem=192, mixup=0.0,
         epochs=20, initial_epochs=5, lr=1e-4, batch_size=12, balanced_sampling=False,
+    ),
+    # Unlabelled audio for SSAST pretraining (kc2f pretrain): every file under data_dir,
+    # e.g. local copies of AudioSet + LibriSpeech. SSAST's recipe (src/pretrain/run_mask_patch.sh):
+    # 10 s at 16 kHz, 128 mel bins, 1024 frames, normalised with AudioSet's statistics
+    # (dataset_mean -4.2677393, dataset_std 4.5689974), batch 24, lr 1e-4, no SpecAugment/mixup.
+    "unlabelled": DatasetSpec(
+        name="unlabelled", layout="unlabelled", num_classes=None, multilabel=False,
+        metric="accuracy", sample_rate=16000, clip_seconds=10.0, target_frames=1024,
+        num_mel_bins=128, mean=-4.2677393, std=4.5689974, freqm=0, timem=0, mixup=0.0,
+        epochs=10, initial_epochs=2, lr=1e-4, batch_size=24, balanced_sampling=False,
     ),
     # The embedded default dataset (kc2f.data.synthetic): 8 procedurally generated
     # sound-event classes, 16 kHz, 1.28 s (126 real frames padded to 128).

@@ -177,6 +177,8 @@ def write_report(report, out_dir, text):
     out_dir.mkdir(parents=True, exist_ok=True)
     if "runs" in report:
         rows = report["runs"]
+    elif "table6" in report:
+        rows = [{"table": 6, **row} for row in (report["table6"]["baseline"], *report["table6"]["rows"])]
     else:
         rows = [{"table": 2, **row} for row in report["table2"]] + [{"table": 3, **row} for row in report["table3"]]
     paths = [out_dir / name for name in REPORT_FILES]

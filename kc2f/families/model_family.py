@@ -93,6 +93,29 @@ class ModelFamily:
         """
         raise ValueError(f"Model '{self.name}' cannot be initialised from a checkpoint. Received: init={path}")
 
+    def compile_loss(self, multilabel):
+        """The loss `model.compile` gets: cross-entropy on the logits (binary for multi-hot labels).
+
+        A family whose models compute their own loss (e.g. self-supervised
+        pretraining, `compute_loss` overridden) returns `None`.
+        """
+        if multilabel:
+            return keras.losses.BinaryCrossentropy(from_logits=True)
+        return keras.losses.CategoricalCrossentropy(from_logits=True)
+
+    def metric(self, spec):
+        """Name of the validation metric the run tracks (higher is better): the dataset's by default."""
+        return spec.metric
+
+    def evaluate(self, model, dataset, spec):
+        """Validation metrics `{name: value}` of `model` on `dataset`, or `None` (the default).
+
+        `None` lets the trainer score the classifier's logits against the
+        labels (accuracy / mAP, exactly). A family whose models are not
+        classifiers returns its own metrics, `metric(spec)` among them.
+        """
+        return None
+
     def tokens(self, model):
         """Tokens the model's transformer sees per clip (logged per epoch; 0 if not a transformer)."""
         return int(getattr(model, "num_patch_tokens", 0))

@@ -1,6 +1,7 @@
 """The AST classifier, its size presets and its closed-form FLOPs.
 
 - `AudioSpectrogramTransformer`: the AST with the paper's compression front-ends.
+- `SsastPretrainer`: the AST encoder with SSAST's masked patch modelling heads.
 - `flops`: closed-form training FLOPs of the AST per sample.
 """
 
@@ -11,5 +12,7 @@ from kc2f.models.audio_spectrogram_transformer import (
     front_end,
 )
 from kc2f.models.presets import PRESETS
+from kc2f.models.ssast_pretrainer import PRETRAINING_METHODS, SsastPretrainer
 
-__all__ = ["METHODS", "PRESETS", "AudioSpectrogramTransformer", "FrontEnd", "front_end"]
+__all__ = ["METHODS", "PRESETS", "PRETRAINING_METHODS", "AudioSpectrogramTransformer", "FrontEnd", "SsastPretrainer",
+           "front_end"]

@@ -113,8 +113,17 @@ def forward_flops(model):
         >>> round(training_flops_per_sample(model) / 1e9)  # 514 tokens
         293
     """
+    encoder = _encoder_flops(model, needed=("num_classes",))
+    dim, tokens = model.hidden_dim, model.token_grid[0] * model.token_grid[1] + model.num_prefix_tokens
+    pooled = model.num_prefix_tokens or tokens  # mean of the prefix tokens (or all)
+    head = pooled * dim + _layer_norm(1, dim) + 2 * dim * model.num_classes + model.num_classes
+    return dataclasses.replace(encoder, head=float(head))
+
+
+def _encoder_flops(model, needed=()):
+    """`forward_flops` up to the final LayerNorm (`head` = 0), for any model with the AST's attributes."""
     needed = ("fbank", "front_end", "token_grid", "num_prefix_tokens", "hidden_dim", "depth",
-              "num_heads", "mlp_ratio", "num_classes")
+              "num_heads", "mlp_ratio") + tuple(needed)
     missing = [name for name in needed if not hasattr(model, name)]
     if missing:
         raise ValueError(
@@ -178,8 +187,6 @@ def forward_flops(model):
         + tokens * dim  # position embedding add
         + _layer_norm(tokens, dim)  # final norm (applied to every token)
     )
-    pooled = model.num_prefix_tokens or tokens  # mean of the prefix tokens (or all)
-    head = pooled * dim + _layer_norm(1, dim) + 2 * dim * model.num_classes + model.num_classes
     return FlopsBreakdown(
         fbank=float(fbank),
         pooling=float(pooling),
@@ -188,7 +195,7 @@ def forward_flops(model):
         projections=float(projections),
         mlp=float(mlp),
         norms_and_other=float(norms_and_other),
-        head=float(head),
+        head=0.0,
     )
 
 
@@ -211,6 +218,31 @@ def training_flops_per_sample(model):
         float, FLOPs per training sample.
     """
     return forward_flops(model).training
+
+
+def pretraining_flops_per_sample(model):
+    """FLOPs of one masked-patch-modelling training sample of a `SsastPretrainer` (forward + backward).
+
+    The encoder as `forward_flops` counts it (no classifier head), plus what
+    SSAST adds (https://arxiv.org/abs/2110.09784): the mask-embedding mix
+    (`3·N·D`), the two prediction heads on the `M` masked tokens (Linear D→D,
+    ReLU, Linear D→P each, `P` patch pixels), InfoNCE's `M × M` scores
+    (`2·M²·P`) and log-softmax (`5·M²`) and the MSE (`3·M·P`); everything
+    after the patch embedding counts `3 ×`, as in `training_flops_per_sample`.
+
+    Args:
+        model: a `kc2f.models.SsastPretrainer`.
+
+    Returns:
+        float, FLOPs per training sample.
+    """
+    encoder = _encoder_flops(model, needed=("num_masked", "patch_size"))
+    dim, masked = model.hidden_dim, model.num_masked
+    pixels = model.patch_size[0] * model.patch_size[1]
+    mix = 3 * model.token_grid[0] * model.token_grid[1] * dim
+    one_head = 2 * masked * dim * dim + 2 * masked * dim + 2 * masked * dim * pixels + masked * pixels
+    losses = 2 * masked * masked * pixels + SOFTMAX_FLOPS * masked * masked + 3 * masked * pixels
+    return dataclasses.replace(encoder, head=float(mix + 2 * one_head + losses)).training
 
 
 def phase_flops_ratio(model_c, model_1):

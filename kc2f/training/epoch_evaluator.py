@@ -78,6 +78,9 @@ class EpochEvaluator(keras.callbacks.Callback):
         multilabel: whether labels are multi-hot.
         metric: name of the headline metric (`"accuracy"` or `"mAP"`).
         state: the run's `RunState`.
+        evaluate: `None`, or a function `(model, dataset)` returning the
+            metrics `{name: value}` or `None` (the model family's `evaluate`:
+            `None` scores the classifier as above).
 
     Attributes:
         eval_model: `None`, or a single-device model of the same architecture
@@ -88,8 +91,9 @@ class EpochEvaluator(keras.callbacks.Callback):
             its own, in the same order, without the replicas' collectives.
     """
 
-    def __init__(self, dataset_fn, multilabel, metric, state):
+    def __init__(self, dataset_fn, multilabel, metric, state, evaluate=None):
         super().__init__()
+        self.evaluate = evaluate
         self.dataset_fn = dataset_fn
         self.multilabel = multilabel
         self.metric = metric
@@ -108,12 +112,17 @@ class EpochEvaluator(keras.callbacks.Callback):
             for target, source in zip(self.eval_model.weights, self.model.weights):
                 target.assign(source.numpy())
             model = self.eval_model
-        scores, labels, logits = predict_scores(model, self.dataset_fn(), self.multilabel, return_logits=True)
-        values = {name: float(value) for name, value in compute_metrics(scores, labels, self.multilabel).items()}
+        values = self.evaluate(model, self.dataset_fn()) if self.evaluate is not None else None
+        if values is None:
+            scores, labels, logits = predict_scores(model, self.dataset_fn(), self.multilabel, return_logits=True)
+            values = {name: float(value) for name, value in compute_metrics(scores, labels, self.multilabel).items()}
+            loss = cross_entropy(logits, labels, self.multilabel)
+        else:  # a family scoring its own objective reports its loss among its values
+            loss = values.get("loss")
         self.state.result = EpochResult(
             train_seconds=train_seconds,
             eval_seconds=time.perf_counter() - start,
             metric=values[self.metric],
             metrics=values,
-            loss=cross_entropy(logits, labels, self.multilabel),
+            loss=loss,
         )

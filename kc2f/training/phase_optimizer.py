@@ -2,6 +2,7 @@
 
 import keras
 
+from kc2f.families import ModelFamily
 from kc2f.training.warmup_step_decay import WarmupStepDecay
 
 
@@ -20,7 +21,7 @@ def learning_rate_schedule(config, steps_per_epoch):
     )
 
 
-def compile_phase(model, config, multilabel, steps_per_epoch):
+def compile_phase(model, config, multilabel, steps_per_epoch, family=None):
     """Compiles `model` with a new Adam and a restarted warm-up + step-decay schedule.
 
     *From Coarse to Fine* (https://arxiv.org/abs/2401.08415) resets the
@@ -38,6 +39,8 @@ def compile_phase(model, config, multilabel, steps_per_epoch):
         multilabel: binary cross-entropy on multi-hot labels if `True`,
             categorical cross-entropy otherwise.
         steps_per_epoch: optimizer steps per epoch.
+        family: the run's `ModelFamily`, whose `compile_loss` gives the loss
+            (`None`: the supervised default, cross-entropy).
 
     Returns:
         The optimizer.
@@ -49,12 +52,9 @@ def compile_phase(model, config, multilabel, steps_per_epoch):
         beta_2=config.beta_2,
         weight_decay=config.weight_decay or None,
     )
-    metrics = []
-    if multilabel:
-        loss = keras.losses.BinaryCrossentropy(from_logits=True)
-    else:
-        loss = keras.losses.CategoricalCrossentropy(from_logits=True)
-        metrics = [keras.metrics.CategoricalAccuracy(name=TRAIN_METRIC)]
+    loss = (family or ModelFamily()).compile_loss(multilabel)
+    # A family computing its own loss (loss None) has no labels to score.
+    metrics = [] if multilabel or loss is None else [keras.metrics.CategoricalAccuracy(name=TRAIN_METRIC)]
     jit = {"auto": "auto", "on": True, "off": False}[config.jit]
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit)
     return optimizer

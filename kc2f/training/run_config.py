@@ -98,6 +98,9 @@ class RunConfig:
                              "factor C > 1 trains and evaluates at C only (the paper's coarse-only rows)", "ints")
     epochs: int = _option(None, "total epochs (None: the dataset's recipe)", int, nullable=True)
     phase_epochs: tuple = _option(None, "explicit epochs per phase, e.g. 3,3,14", "ints", nullable=True)
+    steps_per_epoch: int = _option(None, "optimizer steps per epoch (None: one pass over the training data); "
+                                   "step-based runs (kc2f pretrain) make an epoch an evaluation interval",
+                                   int, nullable=True)
     initial_fraction: float = _option(None, "share of epochs for the initial phases (None: the paper's, 0.25 "
                                       "with one initial phase, 0.30 with two: 3,3,14 of 20)", float, nullable=True)
     switch: str = _option("fixed", "fixed: the phase lengths above (the paper); plateau | budget: adaptive, end "
@@ -127,6 +130,9 @@ class RunConfig:
                                   "AST's AudioSet models overlap with 10,10)", "ints", nullable=True)
     num_prefix_tokens: int = _option(2, "cls + distillation tokens (AST: 2; ViT: 1)", int)
     dropout_rate: float = _option(0.0, "dropout inside the transformer blocks", float)
+    mask_share: float = _option(400 / 512, "ssast: share of the patches masked per clip at every factor "
+                                "(SSAST: 400 of 512)", float)
+    mask_cluster: int = _option(3, "ssast: side of the square mask clusters (SSAST: 3)", int)
     batch_size: int = _option(None, "global batch size (None: the dataset's recipe)", int, nullable=True)
     lr: float = _option(None, "peak learning rate (None: the dataset's recipe)", float, nullable=True)
     warmup_steps: int = _option(100, "linear warm-up steps (AST: 1000)", int)
@@ -194,6 +200,8 @@ class RunConfig:
         if self.val_fraction is not None and self.eval_split == "valid":
             raise ValueError("Option 'val_fraction' selects on a validation split and scores eval_split at the "
                              "selected epoch; eval_split must then be a test split. Received: eval_split='valid'")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"Option 'steps_per_epoch' must be >= 1. Received: steps_per_epoch={self.steps_per_epoch}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"Option 'batch_size' must be >= 1. Received: batch_size={self.batch_size}")
 

@@ -139,8 +139,17 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
 
     precision = _set_precision(config.precision)
     drop = data.num_train >= config.batch_size
-    steps_per_epoch = pipeline.steps_per_epoch(data.num_train, config.batch_size, drop)
-    samples_per_epoch = steps_per_epoch * config.batch_size if drop else data.num_train
+    if config.steps_per_epoch is None:
+        steps_per_epoch = pipeline.steps_per_epoch(data.num_train, config.batch_size, drop)
+        samples_per_epoch = steps_per_epoch * config.batch_size if drop else data.num_train
+    else:
+        # Step-based (kc2f pretrain): an epoch is an evaluation interval, not a pass over the data.
+        steps_per_epoch = config.steps_per_epoch
+        samples_per_epoch = steps_per_epoch * config.batch_size if drop else None
+        if samples_per_epoch is None:
+            raise RunError(f"Option 'steps_per_epoch' needs at least one full batch: {data.num_train} "
+                           f"training clips, batch size {config.batch_size}.")
+    metric = family.metric(spec)
 
     def build(factor):
         return family.build(config, spec, len(data.labels), factor)
@@ -152,7 +161,9 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
     if policy is not None:  # provisional; a resumed run keeps the phase lengths it decided
         decided = state.switch["decided"] if state.switch else ()
         schedule = adaptive_schedule(schedule.factors, schedule.total_epochs, decided, max_epochs)
-    model = _first_model(config, family, schedule, state, saved, store, build, dist, run, log)
+    model, init_report = _first_model(config, family, schedule, state, saved, store, build, dist, run, log)
+    if saved is not None:
+        init_report = saved.get("init_report")
     flops_per_epoch = {}
 
     def epoch_flops(factor, model=None):
@@ -184,20 +195,23 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
     def eval_data():  # the split that selects: the validation split with val_fraction, else eval_split
         return scoring_data("val" if data.validation is not None else "eval")
 
-    evaluator = EpochEvaluator(eval_data, spec.multilabel, spec.metric, state)
+    evaluator = EpochEvaluator(eval_data, spec.multilabel, metric, state,
+                               evaluate=lambda model, dataset: family.evaluate(model, dataset, spec))
     switch = PhaseSwitch(schedule, family, build, state, target=target, scope=dist.scope, log=log,
                          on_switch=lambda epoch, text: writer.text(epoch, "phase_switch", text),
                          policy=policy, max_epochs=max_epochs,
                          epoch_flops=epoch_flops, budget=config.switch_budget if policy is not None else None)
     schedule = state.schedule
     recorder = EpochRecorder(
-        family=family, metric=spec.metric, samples_per_epoch=samples_per_epoch,
+        family=family, metric=metric, samples_per_epoch=samples_per_epoch,
         state=state, run=run, store=store, writer=writer,
-        extra_state={"bad_audio": data.bad_audio, "target": target}, log=log, chief=dist.is_chief,
+        extra_state={"bad_audio": data.bad_audio, "target": target,
+                     **({"init_report": init_report} if config.init else {})}, log=log, chief=dist.is_chief,
         split=config.selection_split,
     )
     steps = StepRecorder(writer, steps_per_epoch, learning_rate_schedule(config, steps_per_epoch),
-                         metric_name=None if spec.multilabel else TRAIN_METRIC)
+                         metric_name=None if spec.multilabel or family.compile_loss(False) is None
+                         else TRAIN_METRIC)
     resumed_epoch = state.epochs_done
     while state.epochs_done < state.schedule.total_epochs and not state.finished:
         schedule = state.schedule  # an adaptive switch revises it
@@ -208,7 +222,7 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
         epoch_flops(model.factor, model)
         start = time.perf_counter()
         with dist.scope():
-            optimizer = compile_phase(model, config, spec.multilabel, steps_per_epoch)
+            optimizer = compile_phase(model, config, spec.multilabel, steps_per_epoch, family=family)
             if epoch == resumed_epoch and epoch and schedule.phase_of_epoch(epoch - 1) == phase:
                 try:
                     store.restore_optimizer(saved["checkpoint"], optimizer, model.trainable_variables)
@@ -217,10 +231,13 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
         state.overhead += time.perf_counter() - start
         if dist.needs_eval_model:
             evaluator.eval_model = build(model.factor)
+        # Step-based runs read one endless stream from its start, skipping the steps done.
+        position = dict(epoch=epoch) if config.steps_per_epoch is None else dict(
+            epoch=0, start_step=epoch * steps_per_epoch)
         dataset = pipeline.make_dataset(
             data.train, data.labels, spec, batch_size=config.batch_size, training=True, seed=config.seed,
-            epoch=epoch, mixup=config.mixup, cache=config.cache, drop_remainder=drop,
-            repeat=True, on_bad_audio="skip", audio_report=data.reports["train"],
+            mixup=config.mixup, cache=config.cache, drop_remainder=drop,
+            repeat=True, on_bad_audio="skip", audio_report=data.reports["train"], **position,
         )
         with dist.training_scope():
             model.fit(
@@ -244,7 +261,8 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
         if dist.is_chief:
             extra.update(_test_at_best(store, state.history, build, scoring_data("eval"), spec, config, log))
     return finalize(run, model, family, config, spec, state.schedule, state, target, data.bad_audio, writer, log,
-                    replicas=dist.num_replicas, write=dist.is_chief, averaged=averaged, extra=extra)
+                    replicas=dist.num_replicas, write=dist.is_chief, averaged=averaged, extra=extra,
+                    metric=metric, init_report=init_report)
 
 
 def _test_at_best(store, history, build, test_dataset, spec, config, log):
@@ -312,7 +330,7 @@ def _set_precision(precision):
 
 
 def _first_model(config, family, schedule, state, saved, store, build, dist, run, log):
-    """The model training starts from: the last checkpoint, a pretrained init or a fresh one."""
+    """`(model, init report)`: the last checkpoint, a pretrained init (its report's text) or a fresh one."""
     with dist.scope():
         if state.epochs_done:
             previous = schedule.phase_of_epoch(state.epochs_done - 1)
@@ -322,7 +340,7 @@ def _first_model(config, family, schedule, state, saved, store, build, dist, run
             except ValueError as error:
                 raise RunError(f"Cannot resume {run}: {error}") from None
             log(f"Resuming {run} after epoch {state.epochs_done} (phase {previous + 1}, C={model.factor}).")
-            return model
+            return model, None
         model = build(schedule.factors[0])
         if config.init:
             try:
@@ -330,11 +348,12 @@ def _first_model(config, family, schedule, state, saved, store, build, dist, run
             except (ValueError, OSError, ImportError) as error:
                 raise RunError(f"--init {config.init}: {error}") from None
             log(f"Initialised from {config.init}:\n{report}")
-        return model
+            return model, str(report)
+        return model, None
 
 
 def finalize(run, model, family, config, spec, schedule, state, target, bad_audio, writer, log, replicas=1,
-             write=True, averaged=None, extra=None):
+             write=True, averaged=None, extra=None, metric=None, init_report=None):
     """Writes `model.keras` and `summary.json` of a finished run (idempotent); returns the summary.
 
     `model.keras` holds `model`: the last epoch's model, or the weight average
@@ -344,8 +363,11 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
     entries (the selection split, and with a validation split the test metric
     at the best epoch). The run's hyperparameters and final metrics go to
     TensorBoard's HParams dashboard. With `write=False` (a non-chief process)
-    only the summary is returned.
+    only the summary is returned. `metric` names the
+    tracked metric (default: the dataset's); with `--init`, `init_report` (what
+    the initialisation loaded, resized and dropped) goes to the summary.
     """
+    metric = metric or spec.metric
     if write:
         tmp_path = run.file(f".model.{os.getpid()}.keras")
         # The deliverable is an inference model: no optimizer or loss in the file, so
@@ -368,7 +390,7 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         "method": config.method,
         "factors": list(schedule.factors),
         "phase_epochs": list(schedule.phase_epochs),
-        "metric": spec.metric,
+        "metric": metric,
         "epochs_trained": len(history),
         "best_metric": best["val_metric"],
         "best_epoch": best["epoch"],
@@ -379,6 +401,7 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         "train_seconds": state.counters["seconds"],
         "bad_audio": bad_audio,
         "replicas": replicas,
+        **({"init": config.init, "init_report": init_report} if config.init else {}),
         "delivered_model": "last epoch" if averaged is None else "weight average of epochs "
                            f"{averaged['averaged_epochs'][0]}..{averaged['averaged_epochs'][1]}",
         **(averaged or {}),
@@ -386,10 +409,10 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
     }
     split = summary.get("selection_split", "val")
     writer.hparams(len(history), config.to_dict(), {
-        f"final/best_{split}_{spec.metric}": summary["best_metric"], "final/best_epoch": summary["best_epoch"],
-        f"final/last_{split}_{spec.metric}": summary["final_metric"],
+        f"final/best_{split}_{metric}": summary["best_metric"], "final/best_epoch": summary["best_epoch"],
+        f"final/last_{split}_{metric}": summary["final_metric"],
         "final/train_tflops": summary["train_flops"] / 1e12, "final/train_seconds": summary["train_seconds"],
-        **({f"final/test_{spec.metric}_at_best": summary["test_metric_at_best"]}
+        **({f"final/test_{metric}_at_best": summary["test_metric_at_best"]}
            if "test_metric_at_best" in summary else {}),
     })
     writer.flush()
@@ -399,10 +422,10 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         except OSError as error:
             raise RunError(f"Cannot write {run.file(run.SUMMARY)}: {error.strerror or error}.") from None
     writer.close()
-    at_best = (f" ({summary['test_split']} {spec.metric} {summary['test_metric_at_best']:.4f} there)"
+    at_best = (f" ({summary['test_split']} {metric} {summary['test_metric_at_best']:.4f} there)"
                if "test_metric_at_best" in summary else "")
     log(
-        f"Done: best {split} {spec.metric} {best['val_metric']:.4f} at epoch {best['epoch']}{at_best}; "
+        f"Done: best {split} {metric} {best['val_metric']:.4f} at epoch {best['epoch']}{at_best}; "
         f"{state.counters['flops'] / 1e12:.3f} TFLOP, {state.counters['seconds']:.1f}s training "
         f"({state.stop_reason})."
     )

@@ -77,6 +77,11 @@ PATCH_BIAS = "patch_embedding/bias"
 PREFIX_TOKENS = "position_embedding/prefix_tokens"
 POSITION_EMBEDDING = "position_embedding/position_embedding"
 HEAD_WEIGHTS = ("head_norm/gamma", "head_norm/beta", "head/kernel", "head/bias")
+# What SSAST pretraining adds to the encoder (kc2f's SsastPretrainer, the official
+# checkpoints' names): dropped for fine-tuning, which starts a new head.
+PRETRAINING_ONLY = ("mask_embedding", "discriminative_head", "generative_head",
+                    "mask_embed", "cpredlayer.", "gpredlayer.", "p_input_fdim", "p_input_tdim")
+PRETRAINING_REASON = "SSAST pretraining only (mask embedding, prediction heads, pretraining input size): dropped"
 
 # timm name inside a block -> (kc2f name inside `block_{i}`, PyTorch Linear that needs a transpose).
 _BLOCK_KEYS = {
@@ -267,7 +272,7 @@ def hugging_face_ast_to_ast(state):
 
 
 def detect_format(state):
-    """`("ast", prefix)` or `("timm", prefix)` for a state dict; `prefix` is stripped from keys.
+    """`("ast" | "ssast" | "timm", prefix)` for a state dict; `prefix` is stripped from keys.
 
     AST checkpoints were saved from `nn.DataParallel`, hence `module.`; their
     ViT sits under `v.` next to `mlp_head.`.
@@ -277,6 +282,11 @@ def detect_format(state):
     stripped = [k[len(prefix):] for k in keys]
     if any(k.startswith("v.") for k in stripped) and any(k.startswith("mlp_head.") for k in stripped):
         return "ast", prefix
+    if any(k.startswith("v.") for k in stripped) and any(k.startswith(("cpredlayer.", "mask_embed"))
+                                                          for k in stripped):
+        # SSAST's pretrained models (SSAST-Base-Patch-400.pth, ...): the ViT under `v.`,
+        # the pretext heads beside it, no classifier.
+        return "ssast", prefix
     return "timm", prefix
 
 
@@ -299,7 +309,7 @@ def convert_state_dict(state, source="<state dict>"):
         state = hugging_face_ast_to_ast(state)
         notes.append("Hugging Face AST names mapped to the official AST's (query/key/value -> qkv)")
     fmt, prefix = detect_format(state)
-    vit_prefix = prefix + ("v." if fmt == "ast" else "")
+    vit_prefix = prefix + ("v." if fmt in ("ast", "ssast") else "")
     remaining = dict(state)
     weights, origins, shapes, missing = {}, {}, {}, []
 
@@ -338,6 +348,8 @@ def convert_state_dict(state, source="<state dict>"):
     if fmt == "ast":
         head = [take(f"mlp_head.{k}", required=False, top=True)
                 for k in ("0.weight", "0.bias", "1.weight", "1.bias")]
+    elif fmt == "ssast":
+        head = [(None, None)] * 4
     else:
         head = [(None, None), (None, None), take("head.weight", False), take("head.bias", False)]
 
@@ -381,7 +393,9 @@ def convert_state_dict(state, source="<state dict>"):
     unused = []
     for key in sorted(remaining):
         name = key[len(prefix):]
-        if fmt == "ast" and name.startswith("v.head"):
+        if fmt == "ssast" and name.startswith(PRETRAINING_ONLY):
+            reason = PRETRAINING_REASON
+        elif fmt in ("ast", "ssast") and name.startswith("v.head"):
             reason = "DeiT's ImageNet head inside AST, unused by AST's forward"
         elif name.startswith("head_dist.") or name.startswith("v.head_dist."):
             reason = "DeiT distillation head: kc2f has one head on the mean of cls and dist"
@@ -392,9 +406,18 @@ def convert_state_dict(state, source="<state dict>"):
         else:
             reason = "no counterpart in kc2f's AST"
         unused.append((key, reason))
+    grid = None
+    if fmt == "ssast" and f"{prefix}p_input_fdim" in state and f"{prefix}p_input_tdim" in state:
+        # SSAST stores its pretraining input size; patches do not overlap in pretraining.
+        fdim, tdim = (int(np.asarray(state[f"{prefix}p_input_{axis}dim"]).reshape(-1)[0]) for axis in "ft")
+        patch_f, patch_t = kernel.shape[2], kernel.shape[3]
+        grid = (fdim // patch_f, tdim // patch_t)
+        notes.append(f"SSAST pretraining input {fdim} mel x {tdim} frames, {patch_f}x{patch_t} patches: "
+                     f"token grid {grid}")
     return ConvertedCheckpoint(
         source=str(source),
         format=fmt,
+        grid=grid,
         weights=weights,
         origins=origins,
         source_shapes=shapes,
@@ -603,7 +626,8 @@ def fit_checkpoint_to_model(checkpoint, model, skip_head=None, source_grid=None)
     for name in skipped:
         values.pop(name, None)
     unknown_model = set(src) - set(model_weights) - set(HEAD_WEIGHTS) - {PREFIX_TOKENS}
-    report.unused += [(checkpoint.origins[p], "no counterpart in this model") for p in sorted(unknown_model)]
+    report.unused += [(checkpoint.origins[p], PRETRAINING_REASON if p.startswith(PRETRAINING_ONLY)
+                       else "no counterpart in this model") for p in sorted(unknown_model)]
     return values, report
 
 

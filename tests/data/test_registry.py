@@ -4,7 +4,7 @@ from kc2f.data.registry import DATASETS, DatasetSpec, get_dataset_spec
 
 EXPECTED = {
     "audioset", "audioset_balanced", "vggsound", "voxceleb", "kinetics_sounds", "esc50",
-    "speechcommands", "fsdd", "folder", "manifest", "synthetic",
+    "speechcommands", "fsdd", "folder", "manifest", "synthetic", "unlabelled",
 }
 
 
