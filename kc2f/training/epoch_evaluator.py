@@ -9,13 +9,15 @@ from kc2f.training.metrics import compute_metrics
 from kc2f.training.run_state import EpochResult
 
 
-def predict_scores(model, dataset, multilabel):
+def predict_scores(model, dataset, multilabel, progress=None):
     """Scores (softmax or sigmoid) and labels of a whole dataset, as NumPy.
 
     Args:
         model: the classifier (logits out).
         dataset: iterable of `(inputs, labels)` batches.
         multilabel: sigmoid scores if `True`, softmax otherwise.
+        progress: a `kc2f.data.progress_bar.ProgressBar` advanced by each
+            batch's clips, or `None`.
 
     Returns:
         `(scores, labels)`, both `(examples, classes)` float32.
@@ -32,6 +34,8 @@ def predict_scores(model, dataset, multilabel):
             probabilities = shifted / shifted.sum(axis=1, keepdims=True)
         scores.append(probabilities.astype(np.float32))
         labels.append(np.asarray(targets, np.float32))
+        if progress is not None:
+            progress.advance(len(labels[-1]))
     if not scores:
         raise ValueError("The evaluation dataset is empty.")
     return np.concatenate(scores), np.concatenate(labels)

@@ -231,8 +231,13 @@ def index_options(fold):
     return {} if fold is None else {"fold": fold}
 
 
-def prepare_data(config, spec, log=print):
-    """Indexes and checks both splits; returns `(config with statistics, PreparedData)`."""
+def prepare_data(config, spec, log=print, show_progress=None):
+    """Indexes and checks both splits; returns `(config with statistics, PreparedData)`.
+
+    The scan of each split decodes only the files the scan cache does not hold
+    (`kc2f.data.scan_cache`); `show_progress` draws its bars on stderr
+    (`None`: when stderr is a terminal).
+    """
     options = index_options(config.fold)
     try:
         train, labels = manifest.build_index(spec, config.data_dir, config.train_split, **options)
@@ -242,7 +247,8 @@ def prepare_data(config, spec, log=print):
     train = subset_examples(train, config.max_train_examples, config.seed)
     evaluation = subset_examples(evaluation, config.max_eval_examples, config.seed)
     splits = {"train": (config.train_split, train), "eval": (config.eval_split, evaluation)}
-    reports = {name: pipeline.validate_audio(examples, spec) for name, (_, examples) in splits.items()}
+    reports = {name: pipeline.validate_audio(examples, spec, show_progress=show_progress)
+               for name, (_, examples) in splits.items()}
     if config.on_bad_audio == "error" and any(report.bad for report in reports.values()):
         # Every split's list at once: a bad evaluation clip must not wait for the training ones' fix.
         raise RunError("\n".join(
@@ -261,7 +267,7 @@ def prepare_data(config, spec, log=print):
         raise RunError(f"No usable clips left: {data.num_train} training, {data.num_eval} evaluation.")
     if config.mean is None:
         good = [e for e, ok in zip(train, reports["train"].good_mask) if ok]
-        mean, std = compute_stats(good, spec)
+        mean, std = compute_stats(good, spec, show_progress=show_progress)
         config = config.replace(mean=float(mean), std=float(std))
         log(f"Normalisation statistics of the training split: mean {mean:.4f}, std {std:.4f}")
     return config, data

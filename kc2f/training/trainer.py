@@ -129,7 +129,8 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
     if saved is not None and dist.is_chief:
         run.write_history(saved["history"])  # the history files are views of the commit
     target = baseline_target(config, spec, log)
-    config, data = prepare_data(config, spec, log)
+    # verbose=0 (or --quiet) draws no bars; otherwise they appear when stderr is a terminal.
+    config, data = prepare_data(config, spec, log, show_progress=None if verbose and dist.is_chief else False)
     if saved is None and dist.is_chief:
         run.write_config(config.to_dict())
         run.write_labels(data.labels)
