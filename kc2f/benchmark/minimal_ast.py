@@ -91,6 +91,11 @@ class MinimalAst(keras.Model):
         self.head_b = weight("head_b", (hidden_dim,), "zeros")
         self.head_w = weight("head_w", (hidden_dim, num_classes))
         self.head_c = weight("head_c", (num_classes,), "zeros")
+        self.build()
+
+    def build(self, input_shape=None):
+        # Every weight is created in __init__; only the flag is left to set.
+        self.built = True
 
     @classmethod
     def like(cls, model, seed=None):

@@ -34,6 +34,8 @@ from kc2f.training.run_error import RunError
 from kc2f.training.run_lock import RunLock
 from kc2f.training.run_state import RunState
 from kc2f.training.scalar_writer import ScalarWriter
+from kc2f.training.step_timer import StepTimer
+from kc2f.training.time_breakdown import format_breakdown, time_breakdown
 
 
 def fit(config, run_dir=None, verbose=1, log=print):
@@ -129,8 +131,10 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
     if saved is not None and dist.is_chief:
         run.write_history(saved["history"])  # the history files are views of the commit
     target = baseline_target(config, spec, log)
+    preparation_start = time.perf_counter()
     # verbose=0 (or --quiet) draws no bars; otherwise they appear when stderr is a terminal.
     config, data = prepare_data(config, spec, log, show_progress=None if verbose and dist.is_chief else False)
+    preparation_seconds = time.perf_counter() - preparation_start
     if saved is None and dist.is_chief:
         run.write_config(config.to_dict())
         run.write_labels(data.labels)
@@ -188,6 +192,7 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
         state=state, run=run, store=store, writer=writer,
         extra_state={"bad_audio": data.bad_audio, "target": target}, log=log, chief=dist.is_chief,
     )
+    timer = StepTimer(state)
     resumed_epoch = state.epochs_done
     while state.epochs_done < state.schedule.total_epochs and not state.finished:
         schedule = state.schedule  # an adaptive switch revises it
@@ -220,7 +225,8 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
                 epochs=schedule.phase_end(phase),
                 verbose=verbose if dist.is_chief else 0,
                 # In this order: the evaluator measures, the switch decides, the recorder commits.
-                callbacks=[evaluator, switch, recorder],
+                # The timer first, so that it stamps the epoch's end before evaluation.
+                callbacks=[timer, evaluator, switch, recorder],
                 shuffle=False,  # the pipeline orders each epoch from (seed, epoch)
             )
         model = switch.next_model or model
@@ -228,7 +234,8 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
     if store.protect and dist.is_chief:
         model, averaged = _average_checkpoints(store, build(model.factor), eval_data(), spec, run, log)
     return finalize(run, model, family, config, spec, state.schedule, state, target, data.bad_audio, writer, log,
-                    replicas=dist.num_replicas, write=dist.is_chief, averaged=averaged)
+                    replicas=dist.num_replicas, write=dist.is_chief, averaged=averaged,
+                    preparation_seconds=preparation_seconds)
 
 
 def _average_checkpoints(store, model, eval_dataset, spec, run, log):
@@ -293,7 +300,7 @@ def _first_model(config, family, schedule, state, saved, store, build, dist, run
 
 
 def finalize(run, model, family, config, spec, schedule, state, target, bad_audio, writer, log, replicas=1,
-             write=True, averaged=None):
+             write=True, averaged=None, preparation_seconds=None):
     """Writes `model.keras` and `summary.json` of a finished run (idempotent); returns the summary.
 
     `model.keras` holds `model`: the last epoch's model, or the weight average
@@ -335,6 +342,7 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         "train_seconds": state.counters["seconds"],
         "bad_audio": bad_audio,
         "replicas": replicas,
+        "time_breakdown": time_breakdown(history, state.counters.get("checkpoint_seconds"), preparation_seconds),
         "delivered_model": "last epoch" if averaged is None else "weight average of epochs "
                            f"{averaged['averaged_epochs'][0]}..{averaged['averaged_epochs'][1]}",
         **(averaged or {}),
@@ -345,6 +353,8 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         except OSError as error:
             raise RunError(f"Cannot write {run.file(run.SUMMARY)}: {error.strerror or error}.") from None
     writer.close()
+    for line in format_breakdown(summary["time_breakdown"]):
+        log(f"Time: {line}")
     log(
         f"Done: best {spec.metric} {best['val_metric']:.4f} at epoch {best['epoch']}; "
         f"{state.counters['flops'] / 1e12:.3f} TFLOP, {state.counters['seconds']:.1f}s training "
