@@ -14,6 +14,7 @@ import keras
 from kc2f.data import pipeline
 from kc2f.families import get_family
 from kc2f.training.checkpoint_store import CheckpointStore
+from kc2f.training.compilation_cache import enable_compilation_cache
 from kc2f.training.distribution import Distribution
 from kc2f.training.epoch_evaluator import EpochEvaluator, predict_scores
 from kc2f.training.epoch_recorder import EpochRecorder
@@ -59,6 +60,8 @@ def fit(config, run_dir=None, verbose=1, log=print):
     Returns:
         The run summary (also written to `summary.json`).
     """
+    # Before anything compiles: on JAX, compiled steps are kept on disk (kc2f.training.compilation_cache).
+    enable_compilation_cache()
     try:
         # First of all: a multi-worker TensorFlow strategy or a multi-process JAX
         # job must be set up before the backend runs any operation.
