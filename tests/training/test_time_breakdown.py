@@ -69,3 +69,28 @@ def test_rows_of_older_runs_have_no_split():
     entry = time_breakdown(rows)["phases"][0]
     assert entry["compile_seconds"] is None and entry["compile_share"] is None and entry["other_seconds"] is None
     assert "compile n/a" in format_breakdown(time_breakdown(rows))[0]
+
+
+def _timed_run(path, config, rows):
+    from tests.conftest import write_run
+
+    history, seconds = [], 0.0
+    for epoch, (factor, metric, epoch_seconds, compile_seconds) in enumerate(rows, 1):
+        seconds += epoch_seconds
+        history.append(dict(epoch=epoch, phase=1, factor=factor, val_metric=metric, cumulative_flops=float(epoch),
+                            cumulative_seconds=seconds, compile_seconds=compile_seconds))
+    return write_run(path, config=config, history=history, summary={"metric": "accuracy"})
+
+
+def test_report_gives_the_time_saved_without_compilation(tmp_path):
+    from kc2f.experiments.report import build_report
+
+    # Baseline: best at epoch 2 after 10 + 10 s, 4 s of it compilation.
+    base = _timed_run(tmp_path / "base", {"factors": [1]}, [(1, 0.5, 10, 4), (1, 0.8, 10, 0)])
+    # 2 -> 1: reaches 0.8 at epoch 3 after 6 + 4 + 8 s, 3 + 3 s compilation (one per phase).
+    run = _timed_run(tmp_path / "c2f", {"factors": [2, 1]}, [(2, 0.4, 6, 3), (2, 0.6, 4, 0), (1, 0.8, 8, 3)])
+    row = build_report([run], base)["table2"][0]
+    assert row["time_save_pct"] == pytest.approx(100 * (1 - 18 / 20))
+    assert row["steady_time_save_pct"] == pytest.approx(100 * (1 - 12 / 16))
+    old = _timed_run(tmp_path / "old", {"factors": [2, 1]}, [(2, 0.4, 6, None), (1, 0.8, 8, None)])
+    assert build_report([old], base)["table2"][0]["steady_time_save_pct"] is None
