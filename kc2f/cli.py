@@ -11,6 +11,7 @@ import sys
 import click
 
 from kc2f import __version__
+from kc2f.commands.output import log_function, results_stdout
 from kc2f.training.run_config import RunConfig, load_file, parse_ints
 
 
@@ -44,6 +45,11 @@ def main():
                    "improving) or budget (predicted best final metric); tune with --set switch_*=...")
 @click.option("--target", type=float, help="Budget mode: stop the final phase when the metric reaches this.")
 @click.option("--baseline", type=click.Path(file_okay=False), help="Budget mode: stop at this baseline run's best metric.")
+@click.option("--val-fraction", type=float,
+              help="Hold out this share of the training split (stratified, seeded) to select the best epoch, stop "
+                   "and switch on; the test split is then scored once, at the best epoch (test_metric_at_best). "
+                   "Speech Commands and VoxCeleb use their own validation split. Default: select on the test "
+                   "split, as the paper does.")
 @click.option("--preset", help="Model size preset (ast: tiny, small, base).")
 @click.option("--init", type=click.Path(exists=True),
               help="Initialise from a local checkpoint: timm/DeiT/ViT or AST .pth/.safetensors/.npz, a .keras file or a run directory.")
@@ -62,7 +68,8 @@ def main():
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any option (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def fit(config_file, sets, run_dir, quiet, factors, phase_epochs, **options):
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout (logs on stderr).")
+def fit(config_file, sets, run_dir, quiet, as_json, factors, phase_epochs, **options):
     """Train a baseline or coarse-to-fine run; re-run the same command to resume it."""
     from kc2f.training.trainer import fit as fit_run
 
@@ -72,10 +79,14 @@ def fit(config_file, sets, run_dir, quiet, factors, phase_epochs, **options):
         if phase_epochs is not None:
             options["phase_epochs"] = parse_ints(phase_epochs, "phase_epochs")
         config = RunConfig.from_sources(config_file, sets, **options)
-        summary = fit_run(config, run_dir=run_dir, verbose=0 if quiet else 1, log=click.echo)
+        with results_stdout(as_json):
+            summary = fit_run(config, run_dir=run_dir, verbose=0 if quiet else 1, log=log_function(as_json))
     except ValueError as error:  # RunError is a ValueError
         _fail(error)
-    click.echo(json.dumps(summary, indent=2))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"Summary: {pathlib.Path(summary['run_dir']) / 'summary.json'}")
 
 
 @main.command()
@@ -84,7 +95,7 @@ def fit(config_file, sets, run_dir, quiet, factors, phase_epochs, **options):
 @click.option("--factors", default=None, help="Evaluate at these compression factors, e.g. 1,2,4 (default: the trained one).")
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root, if it moved.")
 @click.option("--batch-size", type=int, help="Batch size.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON on stdout.")
 def evaluate(run_dir, split, factors, data_dir, batch_size, as_json):
     """Metric of a trained run on a split, optionally at other compression factors."""
     from kc2f.training.evaluation import evaluate_run
@@ -104,23 +115,35 @@ def evaluate(run_dir, split, factors, data_dir, batch_size, as_json):
 
 @main.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--baseline", required=True, type=click.Path(exists=True, file_okay=False), help="The baseline run.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the tables as JSON here.")
-@click.option("--csv", "csv_prefix", help="Also write PREFIX_table2.csv and PREFIX_table3.csv.")
-def report(run_dirs, baseline, json_path, csv_prefix):
-    """The paper's Table 2 (FLOPs/time saved to reach the baseline) and Table 3 (best metric)."""
-    from kc2f.experiments.report import build_report, format_csv, format_text
+@click.option("--baseline", type=click.Path(exists=True, file_okay=False),
+              help="The baseline run: compare RUN_DIRS with it (Tables 2 and 3). Without it, summarise each run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Also write report.json, report.csv and report.md into this directory.")
+def report(run_dirs, baseline, as_json, out_dir):
+    """The paper's Table 2 (FLOPs/time saved to reach the baseline) and Table 3 (best metric),
+    or, without --baseline, each run's metric, best epoch, FLOPs and time.
+
+    Metrics are labelled with their split: `val` (a run with --val-fraction) or
+    `test` (the paper's protocol, eval_split test); a run with a validation
+    split also shows its test metric at the best (selected) epoch.
+    """
+    from kc2f.experiments import report as report_lib
 
     try:
-        tables = build_report(run_dirs, baseline)
+        if baseline is None:
+            tables = report_lib.build_run_summaries(run_dirs)
+            text = report_lib.format_summaries(tables)
+        else:
+            tables = report_lib.build_report(run_dirs, baseline)
+            text = report_lib.format_text(tables, tables["metric"])
+        if out_dir:
+            report_lib.write_report(tables, out_dir, text)
     except ValueError as error:
         _fail(error)
-    click.echo(format_text(tables, tables["metric"]))
-    if json_path:
-        pathlib.Path(json_path).write_text(json.dumps(tables, indent=2))
-    if csv_prefix:
-        pathlib.Path(f"{csv_prefix}_table2.csv").write_text(format_csv(tables["table2"]))
-        pathlib.Path(f"{csv_prefix}_table3.csv").write_text(format_csv(tables["table3"]))
+    except OSError as error:
+        _fail(f"Cannot write the report to {out_dir}: {error.strerror or error}")
+    click.echo(json.dumps(tables, indent=2) if as_json else text)
 
 
 @main.command()
@@ -130,7 +153,8 @@ def report(run_dirs, baseline, json_path, csv_prefix):
 @click.option("--max-examples", type=int, help="Use only this many clips.")
 @click.option("--write", "write_path", type=click.Path(dir_okay=False),
               help="Also write `mean:` and `std:` to this YAML config (for --config).")
-def stats(dataset, data_dir, split, max_examples, write_path):
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON on stdout.")
+def stats(dataset, data_dir, split, max_examples, write_path, as_json):
     """Fbank mean/std of a dataset split, without augmentation (for normalisation)."""
     from kc2f.data.stats import dataset_stats
 
@@ -138,20 +162,30 @@ def stats(dataset, data_dir, split, max_examples, write_path):
         mean, std, count = dataset_stats(dataset, data_dir, split, max_examples=max_examples)
     except (ValueError, OSError) as error:
         _fail(error)
-    click.echo(f"{dataset} {split} ({count} clips): mean={mean:.7g} std={std:.7g}")
+    if as_json:
+        click.echo(json.dumps({"dataset": dataset, "split": split, "clips": count, "mean": float(mean),
+                               "std": float(std)}, indent=2))
+    else:
+        click.echo(f"{dataset} {split} ({count} clips): mean={mean:.7g} std={std:.7g}")
     if write_path:
         path = pathlib.Path(write_path)
         existing = load_file(path) if path.exists() else {}
         existing.update(dataset=dataset, mean=float(mean), std=float(std))
         path.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in existing.items()))
-        click.echo(f"Wrote mean/std to {path}; use it with --config {path}.")
+        log_function(as_json)(f"Wrote mean/std to {path}; use it with --config {path}.")
 
 
 @main.command()
-def datasets():
+@click.option("--json", "as_json", is_flag=True, help="Print every dataset's recipe as JSON on stdout.")
+def datasets(as_json):
     """List the datasets kc2f knows, with their recipe values."""
+    import dataclasses
+
     from kc2f.data.registry import DATASETS
 
+    if as_json:
+        click.echo(json.dumps({name: dataclasses.asdict(spec) for name, spec in DATASETS.items()}, indent=2))
+        return
     click.echo("| name | layout | classes | metric | rate | clip s | frames | mel | epochs (initial) |")
     click.echo("|---|---|---|---|---|---|---|---|---|")
     for name, spec in DATASETS.items():
@@ -163,6 +197,7 @@ def datasets():
 
 from kc2f.commands.bench import bench  # noqa: E402
 from kc2f.commands.cv import cv  # noqa: E402
+from kc2f.commands.demo import demo  # noqa: E402
 from kc2f.commands.export import export  # noqa: E402
 from kc2f.commands.plot import plot  # noqa: E402
 from kc2f.commands.predict import predict  # noqa: E402
@@ -170,6 +205,7 @@ from kc2f.commands.sweep import sweep  # noqa: E402
 
 main.add_command(bench)
 main.add_command(cv)
+main.add_command(demo)
 main.add_command(export)
 main.add_command(predict)
 main.add_command(sweep)

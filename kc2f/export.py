@@ -284,6 +284,8 @@ def _training_record(config, summary):
         "epochs": summary.get("epochs_trained", config.get("epochs")),
         "seed": config.get("seed"),
         "eval_split": config.get("eval_split"),
+        # The split the run's metrics (and so `score`) are on: a validation split with val_fraction.
+        "score_split": "validation" if config.get("val_fraction") is not None else config.get("eval_split"),
     }
     if summary:
         # The score of the model the run delivered: the weight average when there is one.
@@ -293,6 +295,8 @@ def _training_record(config, summary):
                       delivered_model=summary.get("delivered_model", "last epoch"),
                       best_score=summary.get("best_metric"), best_epoch=summary.get("best_epoch"),
                       train_flops=summary.get("train_flops"))
+        if summary.get("test_metric_at_best") is not None:
+            record.update(test_score_at_best=summary["test_metric_at_best"])
     return record
 
 
@@ -410,9 +414,13 @@ def model_card(metadata, labels, format):
     if score is not None:
         lines.append(
             f"- {metric} of this model ({training.get('delivered_model', 'last epoch')}) on the "
-            f"`{training.get('eval_split')}` split: {100 * score:.2f} (after {training.get('epochs')} epochs; "
-            f"best epoch {training.get('best_epoch')}: {100 * training['best_score']:.2f})."
+            f"`{training.get('score_split', training.get('eval_split'))}` split: {100 * score:.2f} (after "
+            f"{training.get('epochs')} epochs; best epoch {training.get('best_epoch')}: "
+            f"{100 * training['best_score']:.2f})."
         )
+        if training.get("test_score_at_best") is not None:
+            lines.append(f"- {metric} on the `{training.get('eval_split')}` split with the best epoch's weights "
+                         f"(selected on the validation split): {100 * training['test_score_at_best']:.2f}.")
     else:
         lines.append("- No score: the run has no summary.json.")
     lines += [

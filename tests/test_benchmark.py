@@ -15,7 +15,7 @@ from kc2f import benchmark
 from kc2f.commands.bench import bench
 from tests.conftest import REPO, backend
 
-TINY = ["--hidden", "32", "--depth", "1", "--heads", "2", "--seconds", "1", "--batch", "2",
+TINY = ["--hidden", "32", "--depth", "1", "--heads", "2", "--seconds", "1", "--batch-size", "2",
         "--steps", "3", "--warmup", "1", "--num-classes", "5"]
 ROW_KEYS = ("C=", "tokens=", "batch=", "step_ms=", "samples_per_s=", "tflops=", "mfu=",
             "step_ratio=", "flops_ratio=", "peak_mem=", "compile_s=")
@@ -113,11 +113,25 @@ def test_bad_options_are_user_errors():
     assert result.exit_code != 0 and "method must be one of" in result.output
     result = runner.invoke(bench, TINY + ["--factors", "1,x"])
     assert result.exit_code != 0 and "integers" in result.output
-    result = runner.invoke(bench, ["--size", "huge"])
+    result = runner.invoke(bench, ["--preset", "huge"])
     assert result.exit_code != 0 and "size must be one of" in result.output
-    result = runner.invoke(bench, TINY + ["--batch", "0"])
+    result = runner.invoke(bench, TINY + ["--batch-size", "0"])
     assert result.exit_code != 0 and "Received: batch=0" in result.output
     assert "Traceback" not in result.output
+
+
+def test_old_option_names_still_work_with_a_deprecation_warning():
+    # --size / --batch were bench's names before it took fit's --preset / --batch-size.
+    old = ["--batch" if arg == "--batch-size" else arg for arg in TINY]
+    result = CliRunner().invoke(bench, old + ["--factors", "2", "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "--batch is deprecated; use --batch-size" in result.stderr
+    assert json.loads(result.stdout)["rows"][0]["batch"] == 2
+    result = CliRunner().invoke(bench, ["--size", "huge"])
+    assert result.exit_code != 0 and "--size is deprecated; use --preset" in result.stderr
+    assert "size must be one of" in result.output
+    result = CliRunner().invoke(bench, TINY + ["--batch", "3"])
+    assert result.exit_code != 0 and "give one of them" in result.output
 
 
 def test_ratios_arithmetic():
@@ -184,7 +198,7 @@ def test_out_of_memory_errors_are_caught_and_others_raised():
 
 def test_find_max_batch_with_a_small_cap():
     result = CliRunner().invoke(
-        bench, TINY + ["--factors", "2", "--find-max-batch", "--batch", "1", "--max-batch", "2"]
+        bench, TINY + ["--factors", "2", "--find-max-batch", "--batch-size", "1", "--max-batch", "2"]
     )
     assert result.exit_code == 0, result.output
     rows = _row_lines(result.stdout)
@@ -232,7 +246,7 @@ def test_runs_without_tensorflow_under_jax():
 def test_from_files_reports_input_bound_step(fsdd_dir):
     pytest.importorskip("tensorflow")
     # The generated FSDD-layout folder: 60 training clips (index 5-7), 8 kHz, 0.35-1.6 s.
-    args = ["--hidden", "32", "--depth", "1", "--heads", "2", "--batch", "4", "--steps", "2",
+    args = ["--hidden", "32", "--depth", "1", "--heads", "2", "--batch-size", "4", "--steps", "2",
             "--warmup", "1", "--factors", "1", "--from-files", str(fsdd_dir), "--dataset", "fsdd"]
     result = CliRunner().invoke(bench, args + ["--json"])
     assert result.exit_code == 0, result.output

@@ -19,3 +19,10 @@ def test_recipe_loads(path):
     built = RunConfig.from_sources(path)
     assert built.dataset in DATASETS
     assert built.factors[-1] == 1
+
+
+def test_the_synthetic_recipe_is_the_demos():
+    from kc2f.experiments.demo import DEMO_FACTORS, DEMO_METHOD, demo_config
+
+    recipe = RunConfig.from_sources(REPO / "configs" / "synthetic.yaml")
+    assert recipe == demo_config(method=DEMO_METHOD, factors=DEMO_FACTORS)

@@ -6,7 +6,7 @@
 #     SIZE=small BATCH=128 tools/gpu_bench.sh
 #
 # 1. ../shared/bench/torch_ast_reference.py --compile (timm ViT, bf16 autocast, fused AdamW);
-# 2. KERAS_BACKEND=jax kc2f bench --size base --factors 1,2,4 --batch 64 --precision mixed_bfloat16;
+# 2. KERAS_BACKEND=jax kc2f bench --preset base --factors 1,2,4 --batch-size 64 --precision mixed_bfloat16;
 # 3. a comparison: kc2f/torch samples/s at each C (the headline is C=1), and each system's
 #    step-time ratio vs C=1 next to the FLOPs ratio.
 #
@@ -17,6 +17,12 @@
 #   REFERENCE     path of torch_ast_reference.py (default: ../shared/bench/ beside the repo)
 #   RESULTS_DIR   where the two raw outputs are kept (default: a new temporary directory)
 #   KC2F_ARGS     extra arguments for kc2f bench (e.g. "--warmup 10")
+#
+# On a CUDA image that has torch and jax[cuda] but no kc2f install (how docs/method.md's H200
+# figures were taken), the benchmark needs only keras, namex and optree besides them:
+#   pip install --target /tmp/site keras==3.15.1 namex optree
+#   PYTHONPATH=/tmp/site:$PWD PYTHON=python3 tools/gpu_bench.sh
+# (the benchmark imports neither TensorFlow nor tensorflow-io).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,9 +49,9 @@ torch_status=0
 "$TORCH_PYTHON" "$REFERENCE" --compile --size "$SIZE" --batch "$BATCH" --factors "$FACTORS" \
     --steps "$STEPS" | tee "$TORCH_OUT" || torch_status=$?
 
-echo "=== kc2f bench (KERAS_BACKEND=jax): --size $SIZE --factors $FACTORS --batch $BATCH --precision mixed_bfloat16"
+echo "=== kc2f bench (KERAS_BACKEND=jax): --preset $SIZE --factors $FACTORS --batch-size $BATCH --precision mixed_bfloat16"
 kc2f_status=0
-KERAS_BACKEND=jax "$PYTHON" -m kc2f.commands.bench --size "$SIZE" --factors "$FACTORS" --batch "$BATCH" \
+KERAS_BACKEND=jax "$PYTHON" -m kc2f.commands.bench --preset "$SIZE" --factors "$FACTORS" --batch-size "$BATCH" \
     --precision mixed_bfloat16 --steps "$STEPS" ${KC2F_ARGS:-} | tee "$KC2F_OUT" || kc2f_status=$?
 
 echo "=== comparison (raw outputs in $RESULTS_DIR)"

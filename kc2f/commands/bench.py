@@ -5,7 +5,10 @@ Thin command over `kc2f.benchmark`: the options of what is measured make a
 `kc2f.data` unless `--from-files` is given, so it runs under a JAX- or
 PyTorch-only install:
 
-    KERAS_BACKEND=jax kc2f bench --size base --factors 1,2,4 --batch 64 --precision mixed_bfloat16
+    KERAS_BACKEND=jax kc2f bench --preset base --factors 1,2,4 --batch-size 64 --precision mixed_bfloat16
+
+`--preset` and `--batch-size` are the names `kc2f fit` uses; the old `--size`
+and `--batch` still work (hidden, with a deprecation warning on stderr).
 
 Also runnable as `python -m kc2f.commands.bench ...`.
 """
@@ -25,15 +28,17 @@ def _split(text, convert=str, what="value"):
 
 
 @click.command(name="bench")
-@click.option("--size", "sizes", default="base", show_default=True,
-              help="Preset sizes, comma-separated: tiny,small,base.")
-@click.option("--hidden", type=int, help="Custom size: token width (overrides --size).")
+@click.option("--preset", "sizes", default="base", show_default=True,
+              help="Model size presets, comma-separated: tiny,small,base.")
+@click.option("--size", "old_sizes", hidden=True, help="Deprecated name of --preset.")
+@click.option("--hidden", type=int, help="Custom size: token width (overrides --preset).")
 @click.option("--depth", type=int, help="Custom size: transformer blocks (default 12).")
 @click.option("--heads", type=int, help="Custom size: attention heads (default hidden/64).")
 @click.option("--methods", default="maxpool", show_default=True,
               help="Compression methods: maxpool,avgpool,fshift,patch-bl,patch-pi.")
 @click.option("--factors", default="1,2,4", show_default=True, help="Compression factors C.")
-@click.option("--batch", type=int, default=64, show_default=True, help="Batch size.")
+@click.option("--batch-size", "batch", type=int, default=64, show_default=True, help="Batch size.")
+@click.option("--batch", "old_batch", type=int, hidden=True, help="Deprecated name of --batch-size.")
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="Synthetic clip length, s.")
 @click.option("--sample-rate", type=int, default=16000, show_default=True, help="Synthetic sample rate, Hz.")
 @click.option("--frames", type=int, help="Full-resolution fbank frames (default: 10 ms frames padded "
@@ -60,8 +65,11 @@ def _split(text, convert=str, what="value"):
 @click.option("--breakdown", is_flag=True,
               help="Time the step's parts, each compiled on its own: fbank, fbank+compression, forward, "
               "forward+backward, full step.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
-def bench(from_files, dataset, split, find_max_batch, max_batch, compare_minimal, breakdown, as_json, **measured):
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of the table.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.pass_context
+def bench(ctx, from_files, dataset, split, find_max_batch, max_batch, compare_minimal, breakdown, as_json, quiet,
+          old_sizes, old_batch, **measured):
     """Time the training step (fbank, compression, SpecAugment, loss, Adam) on this backend.
 
     Prints one line per configuration: step_ms (median, device-synchronised),
@@ -73,8 +81,12 @@ def bench(from_files, dataset, split, find_max_batch, max_batch, compare_minimal
     # `kc2f --help` and `kc2f --version` do not need.
     from kc2f import benchmark
 
+    _deprecated_alias(ctx, measured, "sizes", old_sizes, "--size", "--preset")
+    _deprecated_alias(ctx, measured, "batch", old_batch, "--batch", "--batch-size")
+
     def log(line):  # progress on stderr; the table (or JSON) on stdout at the end
-        click.echo(f"# done: {line}", err=True)
+        if not quiet:
+            click.echo(f"# done: {line}", err=True)
 
     try:
         result, text = benchmark.run(
@@ -85,6 +97,18 @@ def bench(from_files, dataset, split, find_max_batch, max_batch, compare_minimal
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     click.echo(json.dumps(result, indent=2) if as_json else text)
+
+
+def _deprecated_alias(ctx, options, name, value, old, new):
+    """Applies the deprecated option `old` (hidden) to `options[name]`, warning on stderr."""
+    if value is None:
+        return
+    source = ctx.get_parameter_source(name)
+    if source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP") and options[name] != value:
+        raise click.UsageError(f"{old} is the deprecated name of {new}; give one of them. "
+                               f"Received: {new} {options[name]}, {old} {value}")
+    click.echo(f"Warning: {old} is deprecated; use {new}.", err=True)
+    options[name] = value
 
 
 def _spec(benchmark, sizes, hidden, depth, heads, methods, factors, **fields):

@@ -1,7 +1,10 @@
 """`kc2f cv`: ESC-50's 5-fold cross-validation, one run per held-out fold, mean ± std."""
 
+import json
+
 import click
 
+from kc2f.commands.output import log_function, results_stdout
 from kc2f.training.run_config import RunConfig, parse_ints
 
 
@@ -14,7 +17,8 @@ from kc2f.training.run_config import RunConfig, parse_ints
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any option (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def cv(dataset, data_dir, out_dir, folds, config_file, sets, quiet):
+@click.option("--json", "as_json", is_flag=True, help="Print the cross-validation result as JSON on stdout.")
+def cv(dataset, data_dir, out_dir, folds, config_file, sets, quiet, as_json):
     """Train one run per held-out fold (same options otherwise), then print and write
     (cv.json, cv.md) the mean ± std of the per-fold metric, as AST reports ESC-50.
 
@@ -25,9 +29,13 @@ def cv(dataset, data_dir, out_dir, folds, config_file, sets, quiet):
 
     try:
         config = RunConfig.from_sources(config_file, sets, dataset=dataset, data_dir=data_dir)
-        result = run_cross_validation(config, out_dir, parse_ints(folds, "folds"), log=click.echo,
-                                      verbose=0 if quiet else 1)
+        with results_stdout(as_json):
+            result = run_cross_validation(config, out_dir, parse_ints(folds, "folds"), log=log_function(as_json),
+                                          verbose=0 if quiet else 1)
     except ValueError as error:  # RunError is a ValueError
         raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+        return
     click.echo(f"{result['metric']}: {100 * result['mean']:.2f} ± {100 * result['std']:.2f} % "
                f"over {len(result['folds'])} folds ({out_dir})")

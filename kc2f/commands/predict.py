@@ -41,10 +41,11 @@ def _echo_result(result):
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Windows per model call.")
 @click.option("--per-window", is_flag=True, help="Also report every window's scores.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per file.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list on stdout, one object per file.")
+@click.option("--quiet", is_flag=True, help="No per-file warnings on stderr (errors are still reported).")
 @click.pass_context
 def predict(ctx, model, files, labels_file, window, hop, aggregate, top_k, factor, multilabel, batch_size,
-            per_window, as_json):
+            per_window, as_json, quiet):
     """Predict FILE... with MODEL: a run directory, a .keras file or an exported SavedModel.
 
     Files are decoded (WAV, FLAC, Ogg Vorbis, MP3), mixed to mono and resampled
@@ -55,7 +56,7 @@ def predict(ctx, model, files, labels_file, window, hop, aggregate, top_k, facto
     from kc2f.inference import predict_files
 
     def show(result):
-        if "warning" in result:
+        if "warning" in result and not quiet:
             click.echo(f"Warning: {result['warning']}", err=True)
         if as_json:
             if "error" in result:

@@ -1,7 +1,10 @@
 """`kc2f sweep`: the paper's baseline + method × factor-list sweep, tables and plots."""
 
+import json
+
 import click
 
+from kc2f.commands.output import log_function, results_stdout
 from kc2f.training.run_config import RunConfig
 
 
@@ -21,7 +24,9 @@ from kc2f.training.run_config import RunConfig
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any option (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def sweep(dataset, data_dir, out_dir, methods, factor_lists, switches, with_3_phase, config_file, sets, quiet):
+@click.option("--json", "as_json", is_flag=True, help="Print the sweep's result (runs and tables) as JSON on stdout.")
+def sweep(dataset, data_dir, out_dir, methods, factor_lists, switches, with_3_phase, config_file, sets, quiet,
+          as_json):
     """Train the baseline and every method × factor list (same seed and epochs), then write
     Table 2 / Table 3 (tables.md, table2.csv, table3.csv, tables.json) and the plots to --out.
 
@@ -35,9 +40,13 @@ def sweep(dataset, data_dir, out_dir, methods, factor_lists, switches, with_3_ph
         if with_3_phase and list(THREE_PHASE) not in lists:
             lists.append(list(THREE_PHASE))
         config = RunConfig.from_sources(config_file, sets, dataset=dataset, data_dir=data_dir)
-        result = run_sweep(config, out_dir, parse_methods(methods, config.model), lists, log=click.echo,
-                           verbose=0 if quiet else 1,
-                           switches=parse_switches(switches) if switches is not None else None)
+        with results_stdout(as_json):
+            result = run_sweep(config, out_dir, parse_methods(methods, config.model), lists,
+                               log=log_function(as_json), verbose=0 if quiet else 1,
+                               switches=parse_switches(switches) if switches is not None else None)
     except ValueError as error:  # RunError is a ValueError
         raise click.ClickException(str(error)) from None
-    click.echo(f"Sweep of {len(result['runs'])} runs done: {result['out_dir']}")
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+    else:
+        click.echo(f"Sweep of {len(result['runs'])} runs done: {result['out_dir']}")

@@ -32,6 +32,10 @@ LAYOUTS = (
     "synthetic",  # procedurally generated (kc2f.data.synthetic), folder layout on disk
 )
 
+# Layouts whose "valid" split is the dataset's own validation set, distinct from its test set
+# (the others return their single held-out set for both).
+OWN_VALIDATION_LAYOUTS = ("speechcommands", "voxceleb")
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -114,6 +118,11 @@ class DatasetSpec:
             bad("lr", "must be positive")
         if self.freqm < 0 or self.timem < 0:
             bad("freqm" if self.freqm < 0 else "timem", "must be >= 0")
+
+    @property
+    def has_validation_split(self):
+        """Whether the dataset ships its own validation split, distinct from the test split."""
+        return self.layout in OWN_VALIDATION_LAYOUTS
 
     @property
     def clip_samples(self):
@@ -218,12 +227,12 @@ DATASETS = {
     # The embedded default dataset (kc2f.data.synthetic): 8 procedurally generated
     # sound-event classes, 16 kHz, 1.28 s (126 real frames padded to 128).
     # mean/std: KaldiFbank(sample_rate=16000, num_mel_bins=64) over the default
-    # train split (write_synthetic_dataset(clips_per_class=100, seed=0)):
-    #   kc2f stats --dataset synthetic --split train  (-> -1.610973 / 3.075685)
+    # train split (write_synthetic_dataset(clips_per_class=100, seed=0), generator version 2):
+    #   kc2f stats --dataset synthetic --split train  (-> -2.719153 / 3.241496)
     "synthetic": DatasetSpec(
         name="synthetic", layout="synthetic", num_classes=8, multilabel=False,
         metric="accuracy", sample_rate=16000, clip_seconds=1.28, target_frames=128,
-        num_mel_bins=64, mean=-1.610973, std=3.075685, freqm=8, timem=24, mixup=0.0,
+        num_mel_bins=64, mean=-2.719153, std=3.241496, freqm=8, timem=24, mixup=0.0,
         epochs=10, initial_epochs=3, lr=1e-3, batch_size=32, balanced_sampling=False,
     ),
 }

@@ -1,9 +1,13 @@
-"""The paper's Table 2 (budget) and Table 3 (convergence) rows from run histories."""
+"""The paper's Table 2 (budget) and Table 3 (convergence) rows from run histories, or one run's summary."""
 
 import csv
 import io
+import pathlib
 
-from kc2f.training.run_directory import RunDirectory
+from kc2f.training.run_config import selection_split
+from kc2f.training.run_directory import RunDirectory, write_json_atomic, write_text_atomic
+
+REPORT_FILES = ("report.json", "report.csv", "report.md")
 
 
 def load_run(run_dir):
@@ -128,17 +132,88 @@ def build_report(run_dirs, baseline_dir):
             "give a run trained with --factors 1."
         )
     runs = [load_run(d) for d in run_dirs]
+    splits = {selection_split(run["config"]) for run in [baseline, *runs]}
     return {
         "metric": baseline["summary"].get("metric", "metric"),
+        "split": "/".join(sorted(splits)),
         "baseline": table3_row(baseline, baseline) | {"name": run_name(baseline)},
         "table2": [table2_row(run, baseline) for run in runs],
         "table3": [table3_row(run, baseline) for run in runs],
     }
 
 
-def format_text(report, metric_name="metric", scale=100.0):
-    """The two tables as Markdown, metric in percent (as the paper prints them)."""
+def run_summary_row(run):
+    """One run's headline numbers: metric and best epoch on its selection split, cost, test metric at best."""
+    history, summary = run["history"], run["summary"]
+    best = _best(history)
+    return {
+        "name": run_name(run),
+        "run_dir": run["run_dir"],
+        "split": selection_split(run["config"]),
+        "best_metric": best["val_metric"],
+        "epoch": best["epoch"],
+        "epochs": len(history),
+        "final_metric": history[-1]["val_metric"],
+        # Only a run with a validation split measures the test split separately, at its best epoch.
+        "test_metric_at_best": summary.get("test_metric_at_best"),
+        "total_flops": history[-1]["cumulative_flops"],
+        "total_seconds": history[-1]["cumulative_seconds"],
+        "phase_ends": "/".join(str(e) for e in phase_ends(history)),
+    }
+
+
+def build_run_summaries(run_dirs):
+    """`kc2f report RUN...` without a baseline: one summary row per run."""
+    runs = [load_run(d) for d in run_dirs]
+    metrics = {run["summary"].get("metric") for run in runs} - {None}
+    return {"metric": "/".join(sorted(metrics)) or "metric", "runs": [run_summary_row(run) for run in runs]}
+
+
+def format_summaries(report, scale=100.0):
+    """The single-run summaries as a Markdown table; each metric says its split (val or test)."""
+    metric = report["metric"]
     out = io.StringIO()
+    out.write(f"| run | best {metric} | epoch | final | test {metric} at best | TFLOP | train s | phase ends |\n"
+              "|---|---|---|---|---|---|---|---|\n")
+    for row in report["runs"]:
+        test = row["test_metric_at_best"]
+        out.write(
+            f"| {row['name']} | {scale * row['best_metric']:.2f} ({row['split']}) | {row['epoch']}/{row['epochs']} | "
+            f"{scale * row['final_metric']:.2f} ({row['split']}) | "
+            f"{'n/a' if test is None else f'{scale * test:.2f}'} | {row['total_flops'] / 1e12:.3f} | "
+            f"{row['total_seconds']:.1f} | {row['phase_ends']} |\n"
+        )
+    return out.getvalue()
+
+
+def write_report(report, out_dir, text):
+    """Writes `report.json`, `report.csv` and `report.md` (`text`) into `out_dir`, each atomically.
+
+    The CSV has one row per table row; with a baseline a `table` column says
+    which table (2 or 3) it belongs to. Returns the paths written.
+    """
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if "runs" in report:
+        rows = report["runs"]
+    else:
+        rows = [{"table": 2, **row} for row in report["table2"]] + [{"table": 3, **row} for row in report["table3"]]
+    paths = [out_dir / name for name in REPORT_FILES]
+    write_json_atomic(paths[0], report)
+    write_text_atomic(paths[1], format_csv(rows))
+    write_text_atomic(paths[2], text)
+    return paths
+
+
+def format_text(report, metric_name="metric", scale=100.0):
+    """The two tables as Markdown, metric in percent (as the paper prints them).
+
+    The metric is labelled with the split it is on (`val` or `test`) when the
+    report knows it.
+    """
+    out = io.StringIO()
+    if report.get("split"):
+        metric_name = f"{report['split']} {metric_name}"
     base = report["baseline"]
     note = "" if base["name"] == "baseline" else f" [{base['name']}]"
     out.write(f"Baseline{note}: {metric_name} {scale * base['best_metric']:.2f} at epoch {base['epoch']}\n\n")
@@ -165,7 +240,8 @@ def format_csv(rows):
     """CSV of a list of row dicts."""
     out = io.StringIO()
     if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        fields = list(dict.fromkeys(key for row in rows for key in row))
+        writer = csv.DictWriter(out, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(rows)
     return out.getvalue()

@@ -9,24 +9,48 @@ from kc2f.training.metrics import compute_metrics
 from kc2f.training.run_state import EpochResult
 
 
-def predict_scores(model, dataset, multilabel, progress=None):
+def cross_entropy(logits, labels, multilabel):
+    """The training loss's value on whole-set logits, in float64: mean categorical or binary cross-entropy.
+
+    The same definitions as the compiled losses (`CategoricalCrossentropy` /
+    `BinaryCrossentropy` from logits, mean over examples and, for binary, over
+    classes), computed stably: `-Σ y·log_softmax(z)` and
+    `max(z, 0) - z·y + log(1 + e^-|z|)`.
+
+    Args:
+        logits: `(examples, classes)` logits.
+        labels: `(examples, classes)` one-hot or multi-hot labels.
+        multilabel: binary cross-entropy if `True`, categorical otherwise.
+    """
+    logits, labels = np.asarray(logits, np.float64), np.asarray(labels, np.float64)
+    if multilabel:
+        return float(np.mean(np.maximum(logits, 0.0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))))
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(np.mean(-(labels * log_softmax).sum(axis=1)))
+
+
+def predict_scores(model, dataset, multilabel, return_logits=False, progress=None):
     """Scores (softmax or sigmoid) and labels of a whole dataset, as NumPy.
 
     Args:
         model: the classifier (logits out).
         dataset: iterable of `(inputs, labels)` batches.
         multilabel: sigmoid scores if `True`, softmax otherwise.
+        return_logits: also return the float64 logits.
         progress: a `kc2f.data.progress_bar.ProgressBar` advanced by each
             batch's clips, or `None`.
 
     Returns:
-        `(scores, labels)`, both `(examples, classes)` float32.
+        `(scores, labels)`, both `(examples, classes)` float32, and the
+        logits `(examples, classes)` float64 with `return_logits`.
     """
-    scores, labels = [], []
+    scores, labels, all_logits = [], [], []
     for inputs, targets in dataset:
         # NumPy in: tf.data tensors are not valid inputs under every backend.
         inputs = keras.tree.map_structure(np.asarray, inputs)
         logits = np.asarray(keras.ops.convert_to_numpy(model.predict_on_batch(inputs)), np.float64)
+        all_logits.append(logits)
         if multilabel:
             probabilities = 1.0 / (1.0 + np.exp(-logits))
         else:
@@ -38,14 +62,17 @@ def predict_scores(model, dataset, multilabel, progress=None):
             progress.advance(len(labels[-1]))
     if not scores:
         raise ValueError("The evaluation dataset is empty.")
+    if return_logits:
+        return np.concatenate(scores), np.concatenate(labels), np.concatenate(all_logits)
     return np.concatenate(scores), np.concatenate(labels)
 
 
 class EpochEvaluator(keras.callbacks.Callback):
-    """Times each training epoch and computes exact validation metrics into `state.result`.
+    """Times each training epoch and computes exact validation metrics and loss into `state.result`.
 
-    Metrics are computed over the whole validation set at once (exact mAP, not
-    a per-batch approximation), after the epoch's training part is timed, so
+    Metrics and the loss (`cross_entropy`, the training loss's definition)
+    are computed over the whole validation set at once (exact mAP, not a
+    per-batch approximation), after the epoch's training part is timed, so
     the training time excludes evaluation. The callbacks after it
     (`PhaseSwitch`, `EpochRecorder`) read the `EpochResult` it leaves in
     `state.result`.
@@ -85,11 +112,12 @@ class EpochEvaluator(keras.callbacks.Callback):
             for target, source in zip(self.eval_model.weights, self.model.weights):
                 target.assign(source.numpy())
             model = self.eval_model
-        scores, labels = predict_scores(model, self.dataset_fn(), self.multilabel)
+        scores, labels, logits = predict_scores(model, self.dataset_fn(), self.multilabel, return_logits=True)
         values = {name: float(value) for name, value in compute_metrics(scores, labels, self.multilabel).items()}
         self.state.result = EpochResult(
             train_seconds=train_seconds,
             eval_seconds=time.perf_counter() - start,
             metric=values[self.metric],
             metrics=values,
+            loss=cross_entropy(logits, labels, self.multilabel),
         )

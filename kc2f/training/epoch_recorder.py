@@ -4,18 +4,26 @@ import time
 
 import keras
 
-from kc2f.training.phase_optimizer import current_learning_rate
+from kc2f.training.phase_optimizer import TRAIN_METRIC, current_learning_rate
 from kc2f.training.run_error import RunError
 
 
 class EpochRecorder(keras.callbacks.Callback):
     """Records every finished epoch and commits it so that a killed run resumes after it.
 
-    Per epoch: the history row (phase, factor, tokens, loss, validation
-    metrics, learning rate, training FLOPs from the model family's closed form
-    and wall time, both cumulative, as the paper's Table 2 needs), TensorBoard
-    scalars, a log line, then (chief process only) the checkpoint of model and
-    optimizer with the run state, and the history files.
+    Per epoch: the history row (phase, factor, tokens, loss, training
+    accuracy of single-label runs, validation loss and metrics, learning rate,
+    training FLOPs from the model family's closed form and wall time, both
+    cumulative, as the paper's Table 2 needs), a log line, then (chief process
+    only) the checkpoint of model and optimizer with the run state and the
+    history files, and last the TensorBoard scalars: written after the commit,
+    an epoch killed before it leaves no events and is written once when it is
+    trained again.
+
+    TensorBoard groups: `train/` (loss, accuracy, lr), `<split>/` (loss and
+    metrics on the evaluation split, `val` or `test`: the labels say which
+    split selects the best epoch), and `phase`, `factor`, `tokens`,
+    `cumulative_train_*`, `switch/*`.
 
     With an adaptive phase switch the row also holds the decision's
     evidence (`phase_end`: why the phase ended after this epoch, empty if it
@@ -34,11 +42,14 @@ class EpochRecorder(keras.callbacks.Callback):
         extra_state: constant entries of `state.json` (bad-audio counts, target).
         log: function taking one line of text.
         chief: whether this process writes the run directory.
+        split: name of the split the epoch's metric is on, `"val"` or `"test"`
+            (TensorBoard group and log label).
     """
 
     def __init__(self, *, family, metric, samples_per_epoch, state, run, store, writer,
-                 extra_state, log=print, chief=True):
+                 extra_state, log=print, chief=True, split="val"):
         super().__init__()
+        self.split = split
         self.family, self.metric = family, metric
         self.samples_per_epoch, self.state = samples_per_epoch, state
         self.run, self.store, self.writer = run, store, writer
@@ -59,7 +70,9 @@ class EpochRecorder(keras.callbacks.Callback):
             "factor": model.factor,
             "tokens": self.family.tokens(model),
             "loss": float(logs["loss"]),
+            **({"train_accuracy": float(logs[TRAIN_METRIC])} if TRAIN_METRIC in logs else {}),
             "val_metric": result.metric,
+            **({"val_loss": result.loss} if result.loss is not None else {}),
             "lr": current_learning_rate(model.optimizer),
             "samples": self.samples_per_epoch,
             "train_seconds": train_seconds,
@@ -78,12 +91,24 @@ class EpochRecorder(keras.callbacks.Callback):
             **(state.decision or {}),
         }
         state.history.append(row)
+        self.log(
+            f"epoch {epoch + 1}/{state.schedule.total_epochs} phase {phase + 1} C={model.factor}: "
+            f"loss {row['loss']:.4f} {self.split} {self.metric} {row['val_metric']:.4f} ({train_seconds:.1f}s train, "
+            f"{state.counters['flops'] / 1e12:.3f} TFLOP so far)"
+        )
+        if self.chief:
+            self._commit(epoch, model, state)
+        self._write_scalars(epoch, row, phase, result, state)
+
+    def _write_scalars(self, epoch, row, phase, result, state):
+        split = self.split
         self.writer.scalars(epoch + 1, {
-            "loss": row["loss"], f"val/{self.metric}": row["val_metric"], "lr": row["lr"],
+            "train/loss": row["loss"], "train/accuracy": row.get("train_accuracy"), "train/lr": row["lr"],
+            f"{split}/loss": result.loss, f"{split}/{self.metric}": row["val_metric"],
             "phase": row["phase"], "factor": row["factor"], "tokens": row["tokens"],
             "cumulative_train_flops": row["cumulative_flops"],
             "cumulative_train_seconds": row["cumulative_seconds"],
-            **{f"val/{name}": value for name, value in result.metrics.items()},
+            **{f"{split}/{name}": value for name, value in result.metrics.items()},
             **{f"switch/{name[len('switch_'):]}": value for name, value in (state.decision or {}).items()
                if name.startswith("switch_") and isinstance(value, (int, float))},
         })
@@ -91,13 +116,8 @@ class EpochRecorder(keras.callbacks.Callback):
             self.writer.text(epoch + 1, "phase_end",
                              f"phase {phase + 1} ended after epoch {epoch + 1}: {state.decision['phase_end']}")
         self.writer.flush()
-        self.log(
-            f"epoch {epoch + 1}/{state.schedule.total_epochs} phase {phase + 1} C={model.factor}: "
-            f"loss {row['loss']:.4f} {self.metric} {row['val_metric']:.4f} ({train_seconds:.1f}s train, "
-            f"{state.counters['flops'] / 1e12:.3f} TFLOP so far)"
-        )
-        if not self.chief:
-            return
+
+    def _commit(self, epoch, model, state):
         committed = {
             **self.extra_state,
             "history": state.history,

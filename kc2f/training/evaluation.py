@@ -39,7 +39,7 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
     labels = run.read_labels()
     split = split or config["eval_split"]
     examples, _ = manifest.build_index(spec, data_dir or config["data_dir"], split,
-                                       **index_options(config.get("fold")))
+                                       **index_options(config.get("fold"), config.get("clips_per_class")))
     if split == config["eval_split"] and config.get("max_eval_examples"):
         # The same clips the run was validated on.
         examples = subset_examples(examples, config["max_eval_examples"], config["seed"])
@@ -58,7 +58,7 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
         with ProgressBar(f"evaluate C={factor}", report.num_good, unit="clips",
                          show_progress=show_progress) as progress:
             start = time.perf_counter()
-            scores, targets = predict_scores(candidate, dataset, spec.multilabel, progress)
+            scores, targets = predict_scores(candidate, dataset, spec.multilabel, progress=progress)
             seconds = time.perf_counter() - start
         metrics = compute_metrics(scores, targets, spec.multilabel)
         rows.append({

@@ -5,6 +5,21 @@ import keras
 from kc2f.training.warmup_step_decay import WarmupStepDecay
 
 
+TRAIN_METRIC = "accuracy"  # the training metric of single-label runs (logs, history, TensorBoard)
+
+
+def learning_rate_schedule(config, steps_per_epoch):
+    """The warm-up + step-decay schedule of one phase (a function of the phase's optimizer step)."""
+    return WarmupStepDecay(
+        config.lr,
+        warmup_steps=config.warmup_steps,
+        steps_per_epoch=steps_per_epoch,
+        decay_start_epoch=config.decay_start_epoch,
+        decay_every=config.decay_every,
+        decay_rate=config.decay_rate,
+    )
+
+
 def compile_phase(model, config, multilabel, steps_per_epoch):
     """Compiles `model` with a new Adam and a restarted warm-up + step-decay schedule.
 
@@ -12,7 +27,10 @@ def compile_phase(model, config, multilabel, steps_per_epoch):
     optimizer state and the learning-rate schedule at every phase switch; the
     recipe is AST's (docs/method.md#optimizer): Adam, betas (0.95, 0.999),
     weight decay 5e-7, linear warm-up, then ×`decay_rate` every `decay_every`
-    epochs from `decay_start_epoch`.
+    epochs from `decay_start_epoch`. Single-label runs also track the
+    training accuracy (`TRAIN_METRIC`; against the argmax of the label, which
+    mixup makes soft); it reads the logits the loss uses and changes no
+    update.
 
     Args:
         model: the phase's model.
@@ -24,26 +42,21 @@ def compile_phase(model, config, multilabel, steps_per_epoch):
     Returns:
         The optimizer.
     """
-    schedule = WarmupStepDecay(
-        config.lr,
-        warmup_steps=config.warmup_steps,
-        steps_per_epoch=steps_per_epoch,
-        decay_start_epoch=config.decay_start_epoch,
-        decay_every=config.decay_every,
-        decay_rate=config.decay_rate,
-    )
+    schedule = learning_rate_schedule(config, steps_per_epoch)
     optimizer = keras.optimizers.Adam(
         learning_rate=schedule,
         beta_1=config.beta_1,
         beta_2=config.beta_2,
         weight_decay=config.weight_decay or None,
     )
+    metrics = []
     if multilabel:
         loss = keras.losses.BinaryCrossentropy(from_logits=True)
     else:
         loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+        metrics = [keras.metrics.CategoricalAccuracy(name=TRAIN_METRIC)]
     jit = {"auto": "auto", "on": True, "off": False}[config.jit]
-    model.compile(optimizer=optimizer, loss=loss, jit_compile=jit)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, jit_compile=jit)
     return optimizer
 
 

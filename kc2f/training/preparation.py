@@ -5,9 +5,10 @@
 - `baseline_target`: the budget-mode target from a baseline run.
 - `averaged_checkpoints`: the checkpoints `--average-checkpoints` averages,
   checked against the phase schedule.
-- `prepare_data`: indexes both splits, checks every clip once (bad clips of
-  both splits are listed together, then fatal or skipped) and computes the
-  normalisation statistics.
+- `prepare_data`: indexes the splits (and, with `val_fraction`, the
+  validation split: `stratified_holdout` of the training clips or the
+  dataset's own), checks every clip once (bad clips of all splits are listed
+  together, then fatal or skipped) and computes the normalisation statistics.
 """
 
 import dataclasses
@@ -19,6 +20,7 @@ import shutil
 from kc2f.data import manifest, pipeline, registry
 from kc2f.data.stats import compute_stats
 from kc2f.training.phase_schedule import default_initial_fraction
+from kc2f.training.run_config import selection_split
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
 
@@ -26,6 +28,9 @@ from kc2f.training.run_error import RunError
 # device layout (the global batch, not the device count, defines the run) and how
 # many checkpoints are kept.
 RESUME_FREE = ("on_bad_audio", "distribute", "keep_checkpoints")
+# Computed from the training split at a run's start where the recipe has none
+# (`prepare_data`) and recorded in config.json: a resume without them takes the run's.
+RUN_COMPUTED = ("mean", "std")
 
 
 @dataclasses.dataclass
@@ -36,8 +41,14 @@ class PreparedData:
         train, evaluation: `kc2f.data.Example` lists (bad clips still in them;
             the reports' masks leave them out).
         labels: class names, in output order.
-        reports: `{"train": AudioReport, "eval": AudioReport}`.
+        reports: `{"train": AudioReport, "eval": AudioReport}`, and `"val"`
+            with a validation split.
         bad_audio: skipped clips per split and reason (empty with none).
+        validation: the validation clips with `val_fraction` (the best epoch,
+            budget stop and adaptive switch read them; `evaluation` is then
+            scored once, at the selected epoch), or `None`.
+        validation_source: where `validation` comes from, e.g. `"20% of the
+            training split (stratified, seed 0)"`, or `None`.
     """
 
     train: list
@@ -45,6 +56,8 @@ class PreparedData:
     labels: list
     reports: dict
     bad_audio: dict
+    validation: list = None
+    validation_source: str = None
 
     @property
     def num_train(self):
@@ -53,6 +66,10 @@ class PreparedData:
     @property
     def num_eval(self):
         return self.reports["eval"].num_good
+
+    @property
+    def num_val(self):
+        return self.reports["val"].num_good if self.validation is not None else 0
 
 
 def resolve(config):
@@ -83,6 +100,9 @@ def resolve(config):
     if resolved.fold is not None and spec.layout != "esc50":
         raise RunError(f"Option 'fold' selects ESC-50's held-out fold; dataset '{spec.name}' has no folds. "
                        f"Received: fold={resolved.fold}")
+    if resolved.clips_per_class is not None and spec.layout != "synthetic":
+        raise RunError(f"Option 'clips_per_class' sizes the generated synthetic set; dataset '{spec.name}' "
+                       f"is read from disk. Received: clips_per_class={resolved.clips_per_class}")
     if (resolved.mean is None) != (resolved.std is None):
         raise RunError("Give both 'mean' and 'std', or neither.")
     if resolved.target is not None and resolved.baseline is not None:
@@ -147,6 +167,15 @@ def check_resume(run, config, store, log=print, commit=True):
     return state
 
 
+def with_run_computed(run, config):
+    """`config` with the run's computed options (`RUN_COMPUTED`) where `config` leaves them `None`."""
+    if not run.has(run.CONFIG):
+        return config
+    saved = run.read_config()
+    filled = {k: saved[k] for k in RUN_COMPUTED if getattr(config, k) is None and saved.get(k) is not None}
+    return config.replace(**filled) if filled else config
+
+
 def _check_same_config(run, config):
     try:
         # An option added to kc2f after the run started counts as its default.
@@ -155,7 +184,8 @@ def _check_same_config(run, config):
         raise RunError(f"Cannot resume {run}: {error}") from None
     current = config.to_dict()
     changed = {k: (saved.get(k), current.get(k)) for k in set(saved) | set(current)
-               if k not in RESUME_FREE and saved.get(k) != current.get(k)}
+               if k not in RESUME_FREE and saved.get(k) != current.get(k)
+               and not (k in RUN_COMPUTED and current.get(k) is None)}
     if changed:
         lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
         raise RunError(
@@ -171,9 +201,16 @@ def baseline_target(config, spec, log=print):
     baseline = RunDirectory(config.baseline)
     try:
         history = baseline.read_history()
-        factors = baseline.read_config().get("factors")
+        baseline_config = baseline.read_config()
+        factors = baseline_config.get("factors")
     except ValueError as error:
         raise RunError(f"--baseline {config.baseline}: {error}") from None
+    if selection_split(baseline_config) != config.selection_split:
+        raise RunError(
+            f"--baseline {config.baseline} selected its epochs on the {selection_split(baseline_config)} split, "
+            f"this run on the {config.selection_split} split: its best metric is no target here. Train the "
+            "baseline with the same --val-fraction (or none)."
+        )
     if factors is not None and list(factors) != [1]:
         raise RunError(
             f"--baseline {config.baseline} is not a baseline run (factors {list(factors)}); "
@@ -226,9 +263,43 @@ def subset_examples(examples, limit, seed):
     return [examples[i] for i in picked]
 
 
-def index_options(fold):
-    """`manifest.build_index`'s layout options from the run's options: ESC-50's held-out `fold` (or none)."""
-    return {} if fold is None else {"fold": fold}
+def stratified_holdout(examples, fraction, seed):
+    """`(train, held_out)`: a seeded, per-class share `fraction` of `examples` held out.
+
+    Classes are the examples' first labels (for a multi-label dataset, the
+    first listed label stands for the clip). Each class with at least two
+    clips gives `round(fraction · n)` of them, at least one and at most
+    `n - 1`, so that every class is both trained and validated where it can
+    be; a class with a single clip stays in training. Both lists keep the
+    index order; the same `(examples, fraction, seed)` gives the same split.
+
+    Args:
+        examples: `kc2f.data.Example` list (a split's index).
+        fraction: share held out, in (0, 1).
+        seed: seed of the per-class draw.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1). Received: fraction={fraction}")
+    by_class = {}
+    for index, example in enumerate(examples):
+        by_class.setdefault(example.labels[0], []).append(index)
+    rng = random.Random(seed)
+    held = set()
+    for label in sorted(by_class):
+        indexes = by_class[label]
+        if len(indexes) < 2:
+            continue
+        count = min(max(round(fraction * len(indexes)), 1), len(indexes) - 1)
+        held.update(rng.sample(indexes, count))
+    return ([e for i, e in enumerate(examples) if i not in held],
+            [e for i, e in enumerate(examples) if i in held])
+
+
+def index_options(fold=None, clips_per_class=None):
+    """`manifest.build_index`'s layout options from the run's options: ESC-50's held-out `fold`,
+    the synthetic set's `clips_per_class` (each left out when `None`)."""
+    options = {"fold": fold, "clips_per_class": clips_per_class}
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def prepare_data(config, spec, log=print, show_progress=None):
@@ -238,7 +309,7 @@ def prepare_data(config, spec, log=print, show_progress=None):
     (`kc2f.data.scan_cache`); `show_progress` draws its bars on stderr
     (`None`: when stderr is a terminal).
     """
-    options = index_options(config.fold)
+    options = index_options(config.fold, config.clips_per_class)
     try:
         train, labels = manifest.build_index(spec, config.data_dir, config.train_split, **options)
         evaluation, _ = manifest.build_index(spec, config.data_dir, config.eval_split, **options)
@@ -247,6 +318,13 @@ def prepare_data(config, spec, log=print, show_progress=None):
     train = subset_examples(train, config.max_train_examples, config.seed)
     evaluation = subset_examples(evaluation, config.max_eval_examples, config.seed)
     splits = {"train": (config.train_split, train), "eval": (config.eval_split, evaluation)}
+    validation = source = None
+    if config.val_fraction is not None:
+        train, validation, source = _validation_split(config, spec, train, options)
+        log(f"Validation: {source}: {len(validation)} clips, {len(train)} to train on; selection on them, "
+            f"'{config.eval_split}' scored at the best epoch.")
+        splits = {"train": (config.train_split, train), "val": ("validation", validation),
+                  "eval": (config.eval_split, evaluation)}
     reports = {name: pipeline.validate_audio(examples, spec, show_progress=show_progress)
                for name, (_, examples) in splits.items()}
     if config.on_bad_audio == "error" and any(report.bad for report in reports.values()):
@@ -262,12 +340,30 @@ def prepare_data(config, spec, log=print, show_progress=None):
             log(f"Skipping bad {name} clips: {report.summary()}")
             for bad in report.bad:
                 log(f"  - {bad.source}: {bad.message}")
-    data = PreparedData(train, evaluation, labels, reports, bad_audio)
-    if not data.num_train or not data.num_eval:
-        raise RunError(f"No usable clips left: {data.num_train} training, {data.num_eval} evaluation.")
+    data = PreparedData(train, evaluation, labels, reports, bad_audio, validation, source)
+    if not data.num_train or not data.num_eval or (validation is not None and not data.num_val):
+        raise RunError(f"No usable clips left: {data.num_train} training, {data.num_eval} evaluation"
+                       f"{f', {data.num_val} validation' if validation is not None else ''}.")
     if config.mean is None:
         good = [e for e, ok in zip(train, reports["train"].good_mask) if ok]
         mean, std = compute_stats(good, spec, show_progress=show_progress)
         config = config.replace(mean=float(mean), std=float(std))
         log(f"Normalisation statistics of the training split: mean {mean:.4f}, std {std:.4f}")
     return config, data
+
+
+def _validation_split(config, spec, train, options):
+    """`(train, validation, description)`: the dataset's own validation split, or a hold-out of `train`."""
+    if spec.has_validation_split:
+        try:
+            validation, _ = manifest.build_index(spec, config.data_dir, "valid", **options)
+        except (ValueError, OSError) as error:
+            raise RunError(str(error)) from None
+        validation = subset_examples(validation, config.max_eval_examples, config.seed)
+        return train, validation, f"the dataset's own validation split (val_fraction={config.val_fraction:g} unused)"
+    train, held_out = stratified_holdout(train, config.val_fraction, config.seed)
+    if not held_out:
+        raise RunError(f"--val-fraction {config.val_fraction:g} holds out no clip of the {len(train)} training "
+                       "clips (every class has a single clip); give more data or leave it unset.")
+    share = f"{100 * config.val_fraction:g}%"
+    return train, held_out, f"{share} of the training split (stratified by class, seed {config.seed})"

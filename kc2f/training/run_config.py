@@ -45,6 +45,19 @@ def parse_ints(text, name):
     return values
 
 
+def selection_split(options):
+    """The split a run's `val_metric` is on, from its options (a `config.json` mapping): `"val"` or `"test"`.
+
+    `"val"` with `val_fraction` (a hold-out of the training split, or the
+    dataset's own validation split) or `eval_split: valid`; `"test"` for the
+    paper's protocol (`eval_split: test`, the default), where the test split
+    selects the best epoch.
+    """
+    if options.get("val_fraction") is not None:
+        return "val"
+    return "val" if options.get("eval_split", "test") == "valid" else "test"
+
+
 def parse_average_range(text):
     """`"1..5"` -> `(1, 5)` (`None` -> `None`); ValueError naming `average_checkpoints` otherwise."""
     if text is None:
@@ -73,7 +86,12 @@ class RunConfig:
     dataset: str = _option("synthetic", "dataset name from the registry (kc2f datasets)", str)
     data_dir: str = _option(None, "dataset root on disk (None: the registry's default)", str, nullable=True)
     train_split: str = _option("train", "split to train on", str)
-    eval_split: str = _option("test", "split the validation metric is computed on", str)
+    eval_split: str = _option("test", "split the run is scored on: selects the best epoch unless val_fraction is "
+                              "set, then scored once at the selected epoch (test_metric_at_best)", str)
+    val_fraction: float = _option(None, "share of the training split held out (stratified, seeded) to select the "
+                                  "best epoch, stop and switch phases on; datasets with their own validation split "
+                                  "(speechcommands, voxceleb) use it instead (None: select on eval_split, the "
+                                  "paper's protocol)", float, nullable=True)
     model: str = _option("ast", "model family (kc2f.families.family_names())", str)
     method: str = _option("maxpool", "compression of the initial phases (the model family's methods)", str)
     factors: tuple = _option((1,), "descending compression factors ending in 1; (1,) is the baseline; a single "
@@ -140,6 +158,8 @@ class RunConfig:
         None, "FIRST..LAST: the delivered model (model.keras, export) is the mean of the weights of the "
         "checkpoints of epochs FIRST to LAST (1-based, inclusive; AST's AudioSet recipes)", str, nullable=True)
     fold: int = _option(None, "ESC-50: the held-out fold 1..5 (None: fold 1)", int, nullable=True)
+    clips_per_class: int = _option(None, "synthetic dataset: training clips per class (None: 100; "
+                                   "test clips are a quarter of it)", int, nullable=True)
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -169,8 +189,18 @@ class RunConfig:
         if self.fold is not None and self.fold not in range(1, 6):
             raise ValueError(f"Option 'fold' must be one of 1..5 (ESC-50's folds). Received: fold={self.fold}")
         parse_average_range(self.average_checkpoints)
+        if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"Option 'val_fraction' must be in (0, 1). Received: val_fraction={self.val_fraction}")
+        if self.val_fraction is not None and self.eval_split == "valid":
+            raise ValueError("Option 'val_fraction' selects on a validation split and scores eval_split at the "
+                             "selected epoch; eval_split must then be a test split. Received: eval_split='valid'")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"Option 'batch_size' must be >= 1. Received: batch_size={self.batch_size}")
+
+    @property
+    def selection_split(self):
+        """`"val"` or `"test"`: the split the best epoch, budget stop and adaptive switch read (`selection_split`)."""
+        return selection_split(self.to_dict())
 
     @property
     def average_range(self):

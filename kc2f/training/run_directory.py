@@ -6,7 +6,8 @@
     state.json           the commit: the last epoch's history, counters, checkpoint name and checksums
     checkpoints/         model + optimizer variables and the run state of each kept epoch
     .lock                the writing process's lock (pid and host)
-    tensorboard/         scalar event files
+    events.out.tfevents.*  TensorBoard event files (one per process start), in the run directory itself so
+                         that `tensorboard --logdir runs/` names each run by its directory
     model.keras          the finished run's inference model
     summary.json         the finished run's summary
 
@@ -55,6 +56,18 @@ def write_json_atomic(path, data):
     fsync_directory(path.parent)
 
 
+def write_text_atomic(path, text):
+    """Writes `text` to `path` so that a reader sees the old or the new file, never half."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_directory(path.parent)
+
+
 def read_json(path):
     """The JSON in `path`; ValueError naming the file when it is missing or malformed."""
     path = pathlib.Path(path)
@@ -81,7 +94,8 @@ class RunDirectory:
     SUMMARY = "summary.json"
     MODEL = "model.keras"
     CHECKPOINTS = "checkpoints"
-    TENSORBOARD = "tensorboard"
+    TENSORBOARD = "tensorboard"  # where runs made before the event files moved to the run directory keep them
+    EVENTS_PREFIX = "events.out.tfevents."
     LOCK = ".lock"
     CHECKPOINT_PREFIX = "epoch-"
     # What a run killed in its first epoch leaves, besides its first checkpoint.
@@ -111,7 +125,12 @@ class RunDirectory:
 
     @property
     def tensorboard(self):
-        return self.path / self.TENSORBOARD
+        """The TensorBoard log directory: the run directory itself (one TensorBoard run per kc2f run)."""
+        return self.path
+
+    def event_files(self):
+        """The run's TensorBoard event files, oldest first."""
+        return sorted(self.path.glob(self.EVENTS_PREFIX + "*")) if self.path.is_dir() else []
 
     @property
     def lock_path(self):
@@ -159,7 +178,7 @@ class RunDirectory:
                 names = {p.name for p in entry.iterdir() if not p.name.startswith(".")}
                 expected = names <= {self.checkpoint_name(1)}
             else:
-                expected = entry.name in self.BEFORE_FIRST_COMMIT
+                expected = entry.name in self.BEFORE_FIRST_COMMIT or entry.name.startswith(self.EVENTS_PREFIX)
             if not expected:
                 entries.append(entry.name + ("/" if entry.is_dir() else ""))
         return entries

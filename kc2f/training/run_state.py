@@ -12,12 +12,14 @@ class EpochResult:
         eval_seconds: wall time of the validation pass.
         metric: the dataset's headline validation metric.
         metrics: every validation metric by name (`kc2f.training.metrics`).
+        loss: the validation loss (the training loss's definition), or `None`.
     """
 
     train_seconds: float
     eval_seconds: float
     metric: float
     metrics: dict
+    loss: float = None
 
 
 @dataclasses.dataclass

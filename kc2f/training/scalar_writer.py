@@ -1,8 +1,9 @@
-"""TensorBoard scalar logging that works on every Keras backend."""
+"""TensorBoard scalar, text and hparams logging that works on every Keras backend."""
 
 import time
 
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorboard.plugins.hparams import summary_v2 as hparams_summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 
@@ -54,6 +55,24 @@ class ScalarWriter:
         )
         self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
 
+    def hparams(self, step, hparams, metrics):
+        """Writes the run's hyperparameters and final metrics for TensorBoard's HParams dashboard.
+
+        Args:
+            step: global step of the record.
+            hparams: option name → value; lists become comma-joined strings
+                and `None` the string `"none"` (the dashboard takes bool,
+                number or string).
+            metrics: metric tag → final value; written as scalars, which the
+                dashboard lists beside the hyperparameters.
+        """
+        if self._writer is None:
+            return
+        values = {name: _hparam_value(value) for name, value in hparams.items()}
+        summary = hparams_summary.hparams_pb(values)
+        self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
+        self.scalars(step, metrics)
+
     def flush(self):
         if self._writer is not None:
             self._writer.flush()
@@ -61,3 +80,13 @@ class ScalarWriter:
     def close(self):
         if self._writer is not None:
             self._writer.close()
+
+
+def _hparam_value(value):
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)

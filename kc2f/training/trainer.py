@@ -19,7 +19,7 @@ from kc2f.training.distribution import Distribution
 from kc2f.training.epoch_evaluator import EpochEvaluator, predict_scores
 from kc2f.training.epoch_recorder import EpochRecorder
 from kc2f.training.metrics import compute_metrics
-from kc2f.training.phase_optimizer import compile_phase
+from kc2f.training.phase_optimizer import TRAIN_METRIC, compile_phase, learning_rate_schedule
 from kc2f.training.phase_schedule import adaptive_schedule, build_schedule
 from kc2f.training.phase_switch import PhaseSwitch, build_policy, max_coarse_epochs
 from kc2f.training.preparation import (
@@ -29,12 +29,14 @@ from kc2f.training.preparation import (
     default_run_dir,
     prepare_data,
     resolve,
+    with_run_computed,
 )
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
 from kc2f.training.run_lock import RunLock
 from kc2f.training.run_state import RunState
 from kc2f.training.scalar_writer import ScalarWriter
+from kc2f.training.step_recorder import StepRecorder
 from kc2f.training.step_timer import StepTimer
 from kc2f.training.time_breakdown import format_breakdown, time_breakdown
 
@@ -128,6 +130,7 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
         except ValueError as error:
             raise RunError(str(error)) from None
     saved = check_resume(run, config, store, log, commit=dist.is_chief)
+    config = with_run_computed(run, config)
     if saved is not None and saved.get("finished") and run.is_finished():
         log(f"Run {run} already finished; nothing to do.")
         return run.read_summary()
@@ -171,18 +174,23 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
     epoch_flops(model.factor, model)
     if dist.is_chief:
         _check_free_space(run, store, model)
+    val_clips = f"{data.num_val} val / " if data.validation is not None else ""
     log(
-        f"Run {run}: {config.dataset} ({data.num_train} train / {data.num_eval} eval clips, "
+        f"Run {run}: {config.dataset} ({data.num_train} train / {val_clips}{data.num_eval} {config.eval_split} clips, "
         f"{len(data.labels)} classes), model {config.model}, method {config.method}, factors "
         f"{list(schedule.factors)}, epochs per phase {list(schedule.phase_epochs)}, "
         f"precision {precision}, {dist.describe()}"
     )
 
-    def eval_data():
+    def scoring_data(split):
+        examples = data.validation if split == "val" else data.evaluation
         return pipeline.make_dataset(
-            data.evaluation, data.labels, spec, batch_size=config.batch_size, training=False,
-            on_bad_audio="skip", audio_report=data.reports["eval"],
+            examples, data.labels, spec, batch_size=config.batch_size, training=False,
+            on_bad_audio="skip", audio_report=data.reports[split],
         )
+
+    def eval_data():  # the split that selects: the validation split with val_fraction, else eval_split
+        return scoring_data("val" if data.validation is not None else "eval")
 
     evaluator = EpochEvaluator(eval_data, spec.multilabel, spec.metric, state)
     switch = PhaseSwitch(schedule, family, build, state, target=target, scope=dist.scope, log=log,
@@ -194,8 +202,11 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
         family=family, metric=spec.metric, samples_per_epoch=samples_per_epoch,
         state=state, run=run, store=store, writer=writer,
         extra_state={"bad_audio": data.bad_audio, "target": target}, log=log, chief=dist.is_chief,
+        split=config.selection_split,
     )
     timer = StepTimer(state)
+    steps = StepRecorder(writer, steps_per_epoch, learning_rate_schedule(config, steps_per_epoch),
+                         metric_name=None if spec.multilabel else TRAIN_METRIC)
     resumed_epoch = state.epochs_done
     while state.epochs_done < state.schedule.total_epochs and not state.finished:
         schedule = state.schedule  # an adaptive switch revises it
@@ -227,18 +238,49 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
                 initial_epoch=epoch,
                 epochs=schedule.phase_end(phase),
                 verbose=verbose if dist.is_chief else 0,
-                # In this order: the evaluator measures, the switch decides, the recorder commits.
-                # The timer first, so that it stamps the epoch's end before evaluation.
-                callbacks=[timer, evaluator, switch, recorder],
+                # In this order: the timer stamps the epoch's end before evaluation, the evaluator
+                # measures, the switch decides, the recorder commits, then the step recorder writes
+                # the committed epoch's steps.
+                callbacks=[timer, evaluator, switch, recorder, steps],
                 shuffle=False,  # the pipeline orders each epoch from (seed, epoch)
             )
         model = switch.next_model or model
     averaged = None
     if store.protect and dist.is_chief:
         model, averaged = _average_checkpoints(store, build(model.factor), eval_data(), spec, run, log)
+    extra = {"selection_split": config.selection_split}
+    if data.validation is not None:
+        extra.update(val_source=data.validation_source, val_clips=data.num_val, test_split=config.eval_split)
+        if dist.is_chief:
+            extra.update(_test_at_best(store, state.history, build, scoring_data("eval"), spec, config, log))
     return finalize(run, model, family, config, spec, state.schedule, state, target, data.bad_audio, writer, log,
-                    replicas=dist.num_replicas, write=dist.is_chief, averaged=averaged,
+                    replicas=dist.num_replicas, write=dist.is_chief, averaged=averaged, extra=extra,
                     preparation_seconds=preparation_seconds)
+
+
+def _test_at_best(store, history, build, test_dataset, spec, config, log):
+    """Summary entries of the test split scored with the best (selected) epoch's checkpoint.
+
+    The validation split chose the epoch; the test split is scored once, at
+    it, so the reported test metric is not itself a selection on the test
+    split. The best checkpoint is always kept (`CheckpointStore`), and a run
+    killed while finishing scores the same weights again.
+    """
+    best = _best_row(history)
+    model = build(best["factor"])
+    try:
+        store.restore_model(store.name(best["epoch"]), model)
+    except ValueError as error:
+        raise RunError(f"Cannot score the best epoch's checkpoint on '{config.eval_split}': {error}") from None
+    scores, labels = predict_scores(model, test_dataset, spec.multilabel)
+    metrics = {name: float(value) for name, value in compute_metrics(scores, labels, spec.multilabel).items()}
+    log(f"Best epoch {best['epoch']} (val {spec.metric} {best['val_metric']:.4f}): "
+        f"{config.eval_split} {spec.metric} {metrics[spec.metric]:.4f}")
+    return {"test_metric_at_best": metrics[spec.metric], "test_metrics_at_best": metrics}
+
+
+def _best_row(history):
+    return max(history, key=lambda r: r["val_metric"])
 
 
 def _average_checkpoints(store, model, eval_dataset, spec, run, log):
@@ -303,14 +345,17 @@ def _first_model(config, family, schedule, state, saved, store, build, dist, run
 
 
 def finalize(run, model, family, config, spec, schedule, state, target, bad_audio, writer, log, replicas=1,
-             write=True, averaged=None, preparation_seconds=None):
+             write=True, averaged=None, extra=None, preparation_seconds=None):
     """Writes `model.keras` and `summary.json` of a finished run (idempotent); returns the summary.
 
     `model.keras` holds `model`: the last epoch's model, or the weight average
     of the `--average-checkpoints` epochs, whose entries (`averaged_epochs`,
     `averaged_metric`, `averaged_metrics`) `averaged` adds to the summary;
-    `summary["delivered_model"]` says which one the file holds. With `write=False` (a
-    non-chief process) only the summary is returned.
+    `summary["delivered_model"]` says which one the file holds; `extra` adds
+    entries (the selection split, and with a validation split the test metric
+    at the best epoch). The run's hyperparameters and final metrics go to
+    TensorBoard's HParams dashboard. With `write=False` (a non-chief process)
+    only the summary is returned.
     """
     if write:
         tmp_path = run.file(f".model.{os.getpid()}.keras")
@@ -326,7 +371,7 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
                 "free space and run the same command to finish."
             ) from None
     history = state.history
-    best = max(history, key=lambda r: r["val_metric"])
+    best = _best_row(history)
     summary = {
         "run_dir": str(run),
         "dataset": config.dataset,
@@ -349,7 +394,17 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         "delivered_model": "last epoch" if averaged is None else "weight average of epochs "
                            f"{averaged['averaged_epochs'][0]}..{averaged['averaged_epochs'][1]}",
         **(averaged or {}),
+        **(extra or {}),
     }
+    split = summary.get("selection_split", "val")
+    writer.hparams(len(history), config.to_dict(), {
+        f"final/best_{split}_{spec.metric}": summary["best_metric"], "final/best_epoch": summary["best_epoch"],
+        f"final/last_{split}_{spec.metric}": summary["final_metric"],
+        "final/train_tflops": summary["train_flops"] / 1e12, "final/train_seconds": summary["train_seconds"],
+        **({f"final/test_{spec.metric}_at_best": summary["test_metric_at_best"]}
+           if "test_metric_at_best" in summary else {}),
+    })
+    writer.flush()
     if write:
         try:
             run.write_summary(summary)
@@ -358,8 +413,10 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
     writer.close()
     for line in format_breakdown(summary["time_breakdown"]):
         log(f"Time: {line}")
+    at_best = (f" ({summary['test_split']} {spec.metric} {summary['test_metric_at_best']:.4f} there)"
+               if "test_metric_at_best" in summary else "")
     log(
-        f"Done: best {spec.metric} {best['val_metric']:.4f} at epoch {best['epoch']}; "
+        f"Done: best {split} {spec.metric} {best['val_metric']:.4f} at epoch {best['epoch']}{at_best}; "
         f"{state.counters['flops'] / 1e12:.3f} TFLOP, {state.counters['seconds']:.1f}s training "
         f"({state.stop_reason})."
     )

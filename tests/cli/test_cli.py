@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from kc2f import __version__
@@ -53,14 +54,71 @@ def test_report_on_synthetic_histories(tmp_path):
     c2f = run("c2f", [2, 1], [(2, 0.4, 5, 0.5), (1, 0.9, 10, 1)])
     coarse = run("coarse", [2], [(2, 0.6, 5, 0.5), (2, 0.8, 5, 0.5), (2, 0.85, 5, 0.5)])
     out = tmp_path / "tables"
-    result = CliRunner().invoke(main, ["report", c2f, coarse, "--baseline", base, "--json", str(out) + ".json",
-                                       "--csv", str(out)])
+    result = CliRunner().invoke(main, ["report", c2f, coarse, "--baseline", base, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "| maxpool 2→1 | 90.00 (+0.00) | 25.00 | 25.00 | 2 |" in result.output
     # Table 1's coarse-only row ("Pool2" beside "Pool21"): its own epochs count, it never reaches 0.9.
     assert "| maxpool 2 (coarse only) | 85.00 (-5.00) (not reached) | 25.00 | 25.00 | 3 |" in result.output
-    assert json.loads((tmp_path / "tables.json").read_text())["table2"][0]["reached"] is True
-    assert (tmp_path / "tables_table3.csv").read_text().startswith("name,")
+    # No val_fraction, eval_split test by default: the metric is labelled as the test split's.
+    assert "Baseline: test accuracy 90.00 at epoch 2" in result.output
+    assert json.loads((out / "report.json").read_text())["table2"][0]["reached"] is True
+    csv_lines = (out / "report.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("table,name,") and len(csv_lines) == 1 + 2 + 2
+    assert (out / "report.md").read_text() == result.stdout.rstrip("\n") + "\n"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+    as_json = CliRunner().invoke(main, ["report", c2f, "--baseline", base, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["table3"][0]["best_metric"] == 0.9
+
+    # Without --baseline: each run's own summary, its split named.
+    single = CliRunner().invoke(main, ["report", coarse, "--json"])
+    assert single.exit_code == 0, single.output
+    (row,) = json.loads(single.stdout)["runs"]
+    assert (row["best_metric"], row["epoch"], row["epochs"], row["split"]) == (0.85, 3, 3, "test")
+    assert (row["total_flops"], row["total_seconds"], row["test_metric_at_best"]) == (15, 1.5, None)
+    text = CliRunner().invoke(main, ["report", c2f, coarse])
+    assert text.exit_code == 0, text.output
+    assert "| maxpool 2 (coarse only) | 85.00 (test) | 3/3 | 85.00 (test) | n/a |" in text.output
+
+
+def test_report_of_a_run_with_a_validation_split_shows_the_test_metric_at_best(tmp_path):
+    path = tmp_path / "run"
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"factors": [1], "method": "maxpool", "val_fraction": 0.2}))
+    (path / "summary.json").write_text(json.dumps({"metric": "accuracy", "test_metric_at_best": 0.7}))
+    history = [dict(epoch=e, factor=1, val_metric=m, cumulative_flops=e * 1e12, cumulative_seconds=e)
+               for e, m in ((1, 0.5), (2, 0.8), (3, 0.75))]
+    (path / "history.json").write_text(json.dumps(history))
+    result = CliRunner().invoke(main, ["report", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "| test accuracy at best |" in result.output
+    assert "| baseline | 80.00 (val) | 2/3 | 75.00 (val) | 70.00 | 3.000 | 3.0 |" in result.output
+
+
+def test_json_is_a_flag_that_prints_json_on_stdout():
+    from kc2f.data.registry import DATASETS
+
+    result = CliRunner().invoke(main, ["datasets", "--json"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert set(listed) == set(DATASETS) and listed["fsdd"]["sample_rate"] == 8000
+    # Every command that prints results takes --json as a flag (no value).
+    for command in ("fit", "evaluate", "report", "stats", "datasets", "sweep", "cv", "bench", "export",
+                    "predict", "plot"):
+        options = {o.name: o for o in main.commands[command].params}
+        assert options["as_json"].is_flag and options["as_json"].opts == ["--json"], command
+    for command in ("fit", "sweep", "cv", "bench", "predict"):
+        assert "quiet" in {o.name for o in main.commands[command].params}, command
+
+
+@pytest.mark.parametrize("shell, marker", [("bash", "complete -o nosort -F"), ("zsh", "#compdef kc2f"),
+                                           ("fish", "complete --no-files --command kc2f")])
+def test_shell_completion_script_is_produced(shell, marker):
+    # What the README tells users to source: `_KC2F_COMPLETE=<shell>_source kc2f`.
+    result = CliRunner().invoke(main, [], prog_name="kc2f", env={"_KC2F_COMPLETE": f"{shell}_source"})
+    assert result.exit_code == 0, result.output
+    assert marker in result.stdout and "_KC2F_COMPLETE" in result.stdout
 
 
 def test_stats_command_writes_a_config(tmp_path):
@@ -77,5 +135,9 @@ def test_stats_command_writes_a_config(tmp_path):
 
     loaded = load_file(target)
     assert loaded["dataset"] == "folder" and loaded["std"] > 0
+    as_json = CliRunner().invoke(main, ["stats", "--dataset", "folder", "--data-dir", str(data), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    stats = json.loads(as_json.stdout)
+    assert stats["std"] == pytest.approx(loaded["std"]) and f"({stats['clips']} clips)" in result.output
     bad = CliRunner().invoke(main, ["stats", "--dataset", "fsdd", "--data-dir", str(tmp_path / "missing")])
     assert bad.exit_code != 0 and "missing" in bad.output

@@ -40,11 +40,14 @@ def test_fit_on_embedded_default_writes_a_complete_run(tmp_path):
         assert row["epoch_flops"] == training_flops_per_sample(model) * row["samples"] == \
             training_flops_per_sample(model) * 40
 
-    events = EventAccumulator(str(run_dir / "tensorboard"))
+    # The event files are the run directory's own: `tensorboard --logdir runs/` shows the run as `run`.
+    events = EventAccumulator(str(run_dir))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    for tag in ("loss", "val/accuracy", "lr", "phase", "factor", "tokens",
-                "cumulative_train_flops", "cumulative_train_seconds"):
+    # No --val-fraction: the test split selects (the paper's protocol), and the tags say so.
+    for tag in ("train/loss", "train/accuracy", "train/lr", "test/accuracy", "test/loss", "phase", "factor",
+                "tokens", "cumulative_train_flops", "cumulative_train_seconds", "step/loss", "step/lr",
+                "step/accuracy"):
         assert tag in tags, tag
     assert [e.value for e in events.Scalars("factor")] == [2.0, 1.0]
     assert [e.step for e in events.Scalars("phase")] == [1, 2]

@@ -1,0 +1,56 @@
+"""`kc2f demo`: the baseline and maxpool 2->1 on the embedded data, tables and plot; the full
+demo (slow) must show the method working: both runs >= 90% and >= 30% FLOPs saved."""
+
+import json
+import pathlib
+
+import pytest
+from click.testing import CliRunner
+
+from kc2f.commands.demo import demo as demo_command
+from kc2f.experiments import demo as demo_lib
+from tests.conftest import TINY_MODEL
+
+TINY = {**{k: int(v) for k, v in (item.split("=") for item in TINY_MODEL)},
+        "clips_per_class": 4, "epochs": 2, "batch_size": 8}
+
+
+def test_demo_command_trains_both_runs_and_prints_the_tables_as_json(tmp_path, monkeypatch):
+    for key, value in TINY.items():
+        monkeypatch.setitem(demo_lib.DEMO_OPTIONS, key, value)
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(demo_command, ["--out", str(out), "--data-dir", str(tmp_path / "data"),
+                                               "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert pathlib.Path(report["plot"]).is_file() and report["plot"].endswith("metric_vs_flops.png")
+    (row,) = report["table2"]
+    assert row["name"] == "maxpool 2→1"
+    for name in ("baseline", "maxpool-2-1"):
+        config = json.loads((out / name / "config.json").read_text())
+        assert config["clips_per_class"] == 4 and config["epochs"] == 2
+    assert json.loads((out / "baseline" / "config.json").read_text())["factors"] == [1]
+    # Re-running reuses both finished runs.
+    again = CliRunner().invoke(demo_command, ["--out", str(out), "--data-dir", str(tmp_path / "data"), "--quiet"])
+    assert again.exit_code == 0, again.output
+    assert again.output.count("already finished") == 2
+    assert "Plot of accuracy against training FLOPs" in again.output
+
+
+def test_clips_per_class_is_refused_for_a_dataset_on_disk(tmp_path):
+    from kc2f.training.run_config import RunConfig
+    from kc2f.training.trainer import plan_run
+
+    with pytest.raises(ValueError, match="clips_per_class"):
+        plan_run(RunConfig(dataset="fsdd", data_dir=str(tmp_path), clips_per_class=10))
+
+
+@pytest.mark.slow
+def test_the_demo_shows_the_method_working(tmp_path):
+    """The README's main command as it runs (about 5 minutes on 2 CPU cores)."""
+    result = demo_lib.run_demo(tmp_path / "demo", log=lambda line: None, data_dir=str(tmp_path / "data"))
+    baseline = result["runs"][0]["summary"]
+    coarse_to_fine = result["runs"][1]["summary"]
+    assert baseline["best_metric"] >= 0.90 and coarse_to_fine["best_metric"] >= 0.90
+    (row,) = result["report"]["table2"]
+    assert row["reached"] and row["flops_save_pct"] >= 30.0, row
