@@ -12,7 +12,7 @@ from kc2f.commands.bench import bench
 from kc2f.models import AudioSpectrogramTransformer
 from tests.conftest import backend
 
-TINY = ["--hidden", "32", "--depth", "1", "--heads", "2", "--seconds", "1", "--batch", "2",
+TINY = ["--hidden", "32", "--depth", "1", "--heads", "2", "--seconds", "1", "--batch-size", "2",
         "--steps", "2", "--warmup", "1", "--num-classes", "5"]
 
 
