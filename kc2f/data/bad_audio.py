@@ -9,6 +9,7 @@ same files, decodes only the files that changed.
 
 import collections
 import os
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -213,6 +214,7 @@ def validate_audio(examples, spec, *, max_seconds=audio_lib.MAX_SECONDS, num_par
         report._bad_index.append((i, reason))
 
     keys = {}  # example index -> (path, size, mtime_ns)
+    stat_ns = time.time_ns()  # before the stats: a file changed after it is never trusted
     for i, e in enumerate(examples):
         try:
             st = os.stat(e.path)
@@ -247,7 +249,7 @@ def validate_audio(examples, spec, *, max_seconds=audio_lib.MAX_SECONDS, num_par
                     result = result + (None,)
                 results[index] = fresh[keys[index]] = result
         if cache is not None:
-            cache.store(fresh)
+            cache.store(fresh, scanned_ns=stat_ns)
     finally:
         if own_cache and cache is not None:
             cache.close()

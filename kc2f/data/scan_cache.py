@@ -89,11 +89,18 @@ class ScanCache:
             return {}
         return found
 
-    def store(self, entries):
-        """Stores `{(path, size, mtime_ns): result}` in one transaction."""
+    def store(self, entries, scanned_ns=None):
+        """Stores `{(path, size, mtime_ns): result}` in one transaction.
+
+        Args:
+            entries: the results, keyed as `lookup` takes them.
+            scanned_ns: when the files' size and time were read (`time.time_ns()`;
+                default now). The racy check compares a file's time with it, so
+                give the time of the `stat`, not of the end of decoding.
+        """
         if not self.enabled or not entries:
             return
-        now = time.time_ns()
+        now = time.time_ns() if scanned_ns is None else int(scanned_ns)
         rows = [(os.path.abspath(path), size, mtime_ns, now, int(status), int(rate), int(frames), int(channels),
                  int(bool(finite)), float(peak), message)
                 for (path, size, mtime_ns), (status, rate, frames, channels, finite, peak, message)
