@@ -16,10 +16,15 @@ tests about the real data's own properties use it (and skip without it).
 
 import os
 import pathlib
+import tempfile
 import wave
 
 import numpy as np
 import pytest
+
+# The tests never read or write the user's kc2f cache (scan results, compiled programs):
+# one fresh cache per test session, inherited by the CLI subprocesses.
+os.environ["KC2F_CACHE_DIR"] = tempfile.mkdtemp(prefix="kc2f-test-cache-")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -1,5 +1,7 @@
 """`kc2f bench` in one call: the measurement its options ask for, and its text."""
 
+from kc2f.benchmark.compare_minimal import compare_minimal as _compare_minimal
+from kc2f.benchmark.compare_minimal import format_compare
 from kc2f.benchmark.files import benchmark_files
 from kc2f.benchmark.max_batch import find_max_batch as _find_max_batch
 from kc2f.benchmark.output import format_lines, format_max_batch
@@ -7,7 +9,7 @@ from kc2f.benchmark.synthetic import run_benchmark
 
 
 def run(spec, *, from_files=None, dataset="folder", split="train", find_max_batch=False, max_batch=4096,
-        log=None):
+        log=None, compare_minimal=False, breakdown=False):
     """Runs one benchmark of `spec`; returns `(result, text)`: the JSON-able dict and its table.
 
     Args:
@@ -17,9 +19,21 @@ def run(spec, *, from_files=None, dataset="folder", split="train", find_max_batc
         find_max_batch: report the largest batch that fits, up to `max_batch`
             (`find_max_batch`), instead of timing.
         log: called with a line per finished row (and the input), if given.
+        compare_minimal: time kc2f's step against the same arithmetic in plain
+            `keras.ops` (`compare_minimal.compare_minimal`), interleaved.
+        breakdown: time the step's parts, each compiled on its own
+            (`breakdown.measure_breakdown`).
 
     Otherwise times the step on synthetic waveforms (`run_benchmark`).
     """
+    if compare_minimal:
+        result = _compare_minimal(spec, log=log)
+        return result, format_compare(result)
+    if breakdown:
+        from kc2f.benchmark.breakdown import format_breakdown, measure_breakdown
+
+        result = measure_breakdown(spec, log=log)
+        return result, format_breakdown(result)
     if find_max_batch:
         result = _find_max_batch(spec, max_batch=max_batch, log=log)
         return result, format_max_batch(result)

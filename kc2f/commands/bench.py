@@ -59,11 +59,17 @@ def _split(text, convert=str, what="value"):
 @click.option("--find-max-batch", is_flag=True, help="Report the largest batch that fits per size and factor.")
 @click.option("--max-batch", type=int, default=4096, show_default=True,
               help="With --find-max-batch: upper bound of the search.")
+@click.option("--compare-minimal", "compare_minimal", is_flag=True,
+              help="Time kc2f's step against the same arithmetic in plain keras.ops, interleaved; print the "
+              "kc2f/minimal throughput ratio.")
+@click.option("--breakdown", is_flag=True,
+              help="Time the step's parts, each compiled on its own: fbank, fbank+compression, forward, "
+              "forward+backward, full step.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of the table.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.pass_context
-def bench(ctx, from_files, dataset, split, find_max_batch, max_batch, as_json, quiet, old_sizes, old_batch,
-          **measured):
+def bench(ctx, from_files, dataset, split, find_max_batch, max_batch, compare_minimal, breakdown, as_json, quiet,
+          old_sizes, old_batch, **measured):
     """Time the training step (fbank, compression, SpecAugment, loss, Adam) on this backend.
 
     Prints one line per configuration: step_ms (median, device-synchronised),
@@ -86,6 +92,7 @@ def bench(ctx, from_files, dataset, split, find_max_batch, max_batch, as_json, q
         result, text = benchmark.run(
             _spec(benchmark, **measured), from_files=from_files, dataset=dataset, split=split,
             find_max_batch=find_max_batch, max_batch=max_batch, log=log,
+            compare_minimal=compare_minimal, breakdown=breakdown,
         )
     except ValueError as error:
         raise click.ClickException(str(error)) from None

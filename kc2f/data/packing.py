@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from kc2f.data.bad_audio import BadAudioError, validate_audio
 from kc2f.data.clip_tensors import balanced_weights, decode_resample_fn, label_matrix
+from kc2f.data.progress_bar import ProgressBar
 from kc2f.data.registry import get_dataset_spec
 
 INDEX_FILE = "index.json"
@@ -44,6 +45,9 @@ class PackedDataset:
         dtype: `"int16"` or `"float32"`.
         audio_summary: the scan summary of the source files (what was skipped).
         mean_weight: mean balanced-sampling weight of the records.
+        bad_audio: the scan's result carried with the shards: `{reason: count}`
+            of the source files left out (empty when none was), so that
+            training on the shards needs no scan of the source files.
     """
 
     directory: str
@@ -54,6 +58,7 @@ class PackedDataset:
     dtype: str
     audio_summary: str
     mean_weight: float = 1.0
+    bad_audio: dict = None
 
     @property
     def num_examples(self):
@@ -64,7 +69,8 @@ class PackedDataset:
 
 
 def pack_dataset(examples, label_names, spec, out_dir, *, num_shards=None, dtype="int16",
-                 on_bad_audio="error", examples_per_shard=1000):
+                 on_bad_audio="error", examples_per_shard=1000, scan_cache=None,
+                 show_progress=None):
     """Decodes, resamples and writes examples into sharded TFRecords.
 
     Args:
@@ -76,6 +82,9 @@ def pack_dataset(examples, label_names, spec, out_dir, *, num_shards=None, dtype
         dtype: `"int16"` (half the size; clipped to [-1, 1)) or `"float32"` (exact).
         on_bad_audio: `"error"` or `"skip"`, as in `make_dataset`.
         examples_per_shard: used when `num_shards` is None.
+        scan_cache: as in `validate_audio` (`None`: the kc2f cache directory).
+        show_progress: progress bars of the scan and the writing on stderr
+            (`None`: when stderr is a terminal).
 
     Returns:
         `PackedDataset` for the written shards.
@@ -85,7 +94,7 @@ def pack_dataset(examples, label_names, spec, out_dir, *, num_shards=None, dtype
         raise ValueError(f"dtype must be 'int16' or 'float32'. Received: dtype={dtype!r}")
     if os.path.exists(os.path.join(out_dir, INDEX_FILE)):
         raise ValueError(f"{out_dir} already holds packed shards. Received: out_dir={out_dir!r}")
-    report = validate_audio(examples, spec)
+    report = validate_audio(examples, spec, scan_cache=scan_cache, show_progress=show_progress)
     if report.bad and on_bad_audio == "error":
         raise BadAudioError(report)
     if on_bad_audio not in ("error", "skip"):
@@ -117,24 +126,26 @@ def pack_dataset(examples, label_names, spec, out_dir, *, num_shards=None, dtype
     bounds = np.linspace(0, len(kept), num_shards + 1).round().astype(int)
     counts = np.diff(bounds).tolist()
     writer, shard = None, -1
-    for i, wave in enumerate(ds.as_numpy_iterator()):
-        while i >= bounds[shard + 1]:
-            if writer is not None:
-                writer.close()
-            shard += 1
-            writer = tf.io.TFRecordWriter(files[shard])
-        if dtype == "int16":
-            data = np.clip(np.round(wave * 32768.0), -32768, 32767).astype("<i2").tobytes()
-        else:
-            data = wave.astype("<f4").tobytes()
-        labels = label_rows[i][label_rows[i] >= 0].astype(np.int64)
-        record = tf.train.Example(features=tf.train.Features(feature={
-            "audio": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
-            "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=labels)),
-            "source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[kept[i].path.encode()])),
-            "weight": tf.train.Feature(float_list=tf.train.FloatList(value=[weights[i]])),
-        }))
-        writer.write(record.SerializeToString())
+    with ProgressBar("pack", len(kept), unit="clips", show_progress=show_progress) as progress:
+        for i, wave in enumerate(ds.as_numpy_iterator()):
+            while i >= bounds[shard + 1]:
+                if writer is not None:
+                    writer.close()
+                shard += 1
+                writer = tf.io.TFRecordWriter(files[shard])
+            if dtype == "int16":
+                data = np.clip(np.round(wave * 32768.0), -32768, 32767).astype("<i2").tobytes()
+            else:
+                data = wave.astype("<f4").tobytes()
+            labels = label_rows[i][label_rows[i] >= 0].astype(np.int64)
+            record = tf.train.Example(features=tf.train.Features(feature={
+                "audio": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data])),
+                "labels": tf.train.Feature(int64_list=tf.train.Int64List(value=labels)),
+                "source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[kept[i].path.encode()])),
+                "weight": tf.train.Feature(float_list=tf.train.FloatList(value=[weights[i]])),
+            }))
+            writer.write(record.SerializeToString())
+            progress.advance()
     if writer is not None:
         writer.close()
     index = {
@@ -146,6 +157,9 @@ def pack_dataset(examples, label_names, spec, out_dir, *, num_shards=None, dtype
         "shards": [os.path.basename(f) for f in files],
         "counts": counts,
         "audio_summary": report.summary(),
+        # The scan's result travels with the shards: training on them scans nothing.
+        "bad_audio": dict(report.counts),
+        "scanned": report.num_examples,
         "mean_weight": float(weights.mean()),
     }
     with open(os.path.join(out_dir, INDEX_FILE), "w") as f:
@@ -170,7 +184,8 @@ def open_packed(directory):
         raise FileNotFoundError(f"Packed dataset {directory} lacks shards: {missing}")
     return PackedDataset(os.path.abspath(directory), files, tuple(index["counts"]),
                          int(index["sample_rate"]), tuple(index["label_names"]), index["dtype"],
-                         index.get("audio_summary", ""), float(index.get("mean_weight", 1.0)))
+                         index.get("audio_summary", ""), float(index.get("mean_weight", 1.0)),
+                         dict(index.get("bad_audio", {})))
 
 
 def read_records(packed, seed_e, training, balanced_sampling=False):

@@ -37,6 +37,8 @@ import wave
 
 import numpy as np
 
+from kc2f.data.cache_dir import cache_root
+
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 1.28
 CLIP_SAMPLES = int(round(SAMPLE_RATE * CLIP_SECONDS))
@@ -226,8 +228,7 @@ def _params(clips_per_class, seed, test_clips_per_class):
 
 def default_cache_dir():
     """`$KC2F_CACHE_DIR/synthetic`, default `~/.cache/kc2f/synthetic`."""
-    root = os.environ.get("KC2F_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "kc2f")
-    return os.path.join(root, "synthetic")
+    return os.path.join(cache_root(), "synthetic")
 
 
 def ensure_synthetic_dataset(data_dir=None, clips_per_class=DEFAULT_CLIPS_PER_CLASS, seed=0):

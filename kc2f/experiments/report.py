@@ -67,7 +67,10 @@ def table2_row(run, baseline):
     Returns:
         dict: name, metric, delta, flops_save_pct, time_save_pct, reached, epoch,
         baseline_metric, baseline_epoch, phase_ends (the epoch each phase
-        ended at, `phase_ends`; an adaptive switch decides them).
+        ended at, `phase_ends`; an adaptive switch decides them), and
+        `steady_time_save_pct`: the time saved with each run's compilation
+        (`compile_seconds` of its rows) taken out of both sides, `None` for
+        runs recorded before kc2f timed compilation.
     """
     base = _best(baseline["history"])
     final_factor = min(row["factor"] for row in run["history"])
@@ -86,7 +89,23 @@ def table2_row(run, baseline):
         "baseline_metric": base["val_metric"],
         "baseline_epoch": base["epoch"],
         "phase_ends": "/".join(str(e) for e in phase_ends(run["history"])),
+        "steady_time_save_pct": _steady_time_save(run["history"], row["epoch"], baseline["history"], base["epoch"]),
     }
+
+
+def _steady_seconds(history, epoch):
+    """Cumulative seconds up to `epoch` less the compilation in them; `None` without the timer's rows."""
+    rows = [row for row in history if row["epoch"] <= epoch]
+    if any(row.get("compile_seconds") is None for row in rows):
+        return None
+    return rows[-1]["cumulative_seconds"] - sum(row["compile_seconds"] for row in rows)
+
+
+def _steady_time_save(history, epoch, base_history, base_epoch):
+    run, base = _steady_seconds(history, epoch), _steady_seconds(base_history, base_epoch)
+    if run is None or not base:
+        return None
+    return 100.0 * (1.0 - run / base)
 
 
 def table3_row(run, baseline):

@@ -30,7 +30,7 @@ def cross_entropy(logits, labels, multilabel):
     return float(np.mean(-(labels * log_softmax).sum(axis=1)))
 
 
-def predict_scores(model, dataset, multilabel, return_logits=False):
+def predict_scores(model, dataset, multilabel, return_logits=False, progress=None):
     """Scores (softmax or sigmoid) and labels of a whole dataset, as NumPy.
 
     Args:
@@ -38,6 +38,8 @@ def predict_scores(model, dataset, multilabel, return_logits=False):
         dataset: iterable of `(inputs, labels)` batches.
         multilabel: sigmoid scores if `True`, softmax otherwise.
         return_logits: also return the float64 logits.
+        progress: a `kc2f.data.progress_bar.ProgressBar` advanced by each
+            batch's clips, or `None`.
 
     Returns:
         `(scores, labels)`, both `(examples, classes)` float32, and the
@@ -56,6 +58,8 @@ def predict_scores(model, dataset, multilabel, return_logits=False):
             probabilities = shifted / shifted.sum(axis=1, keepdims=True)
         scores.append(probabilities.astype(np.float32))
         labels.append(np.asarray(targets, np.float32))
+        if progress is not None:
+            progress.advance(len(labels[-1]))
     if not scores:
         raise ValueError("The evaluation dataset is empty.")
     if return_logits:

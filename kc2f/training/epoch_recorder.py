@@ -1,5 +1,7 @@
 """The `EpochRecorder` callback: history row, cost counters, TensorBoard and checkpoint."""
 
+import time
+
 import keras
 
 from kc2f.training.phase_optimizer import TRAIN_METRIC, current_learning_rate
@@ -58,7 +60,8 @@ class EpochRecorder(keras.callbacks.Callback):
         phase = state.schedule.phase_of_epoch(epoch)
         epoch_flops = self.family.training_flops_per_sample(model) * self.samples_per_epoch
         train_seconds = result.train_seconds + state.overhead
-        state.overhead = 0.0
+        switch_seconds, state.overhead = state.overhead, 0.0
+        timing = state.step_timing or {}
         state.counters["flops"] += epoch_flops
         state.counters["seconds"] += train_seconds
         row = {
@@ -74,6 +77,13 @@ class EpochRecorder(keras.callbacks.Callback):
             "samples": self.samples_per_epoch,
             "train_seconds": train_seconds,
             "eval_seconds": result.eval_seconds,
+            # Where train_seconds went (kc2f.training.step_timer): first-step excess, the
+            # other step periods, epoch start to first batch, and the switch before the epoch.
+            "compile_seconds": timing.get("compile_seconds"),
+            "step_seconds": timing.get("step_seconds"),
+            "setup_seconds": timing.get("setup_seconds"),
+            "step_ms": timing.get("step_ms"),
+            "switch_seconds": switch_seconds,
             "epoch_flops": epoch_flops,
             "cumulative_flops": state.counters["flops"],
             "cumulative_seconds": state.counters["seconds"],
@@ -120,9 +130,14 @@ class EpochRecorder(keras.callbacks.Callback):
         # After a phase's last epoch the next phase compiles a fresh optimizer anyway.
         optimizer = None if state.phase_ended else model.optimizer
         done = epoch  # epochs committed before this one
+        start = time.perf_counter()
         try:
             self.store.save(self.store.name(epoch + 1), model, optimizer, committed,
                             best=self.store.name(committed["best_epoch"]))
+            # Committed with the next epoch: a save cannot hold its own duration.
+            seconds = time.perf_counter() - start
+            state.checkpoint_seconds += seconds
+            state.counters["checkpoint_seconds"] = state.counters.get("checkpoint_seconds", 0.0) + seconds
             done = epoch + 1
             self.run.write_history(state.history)
         except OSError as error:

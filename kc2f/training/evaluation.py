@@ -3,6 +3,7 @@
 import time
 
 from kc2f.data import manifest, pipeline, registry
+from kc2f.data.progress_bar import ProgressBar
 from kc2f.families import family_of, load_model
 from kc2f.training.epoch_evaluator import predict_scores
 from kc2f.training.metrics import compute_metrics
@@ -15,7 +16,7 @@ def load_run_model(run_dir):
     return load_model(RunDirectory(run_dir).require_model())
 
 
-def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=None):
+def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=None, show_progress=None):
     """Metric, token count and throughput of a run's model on a split, per factor.
 
     Args:
@@ -25,6 +26,8 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
         factors: compression factors to evaluate at (default: the model's own).
         data_dir: dataset root if it moved since training.
         batch_size: evaluation batch size (default: the run's).
+        show_progress: progress bars (scan, each factor's pass) on stderr
+            (`None`: when stderr is a terminal).
 
     Returns:
         list of dicts: factor, tokens, metric_name, metric, metrics, seconds,
@@ -41,7 +44,7 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
         # The same clips the run was validated on.
         examples = subset_examples(examples, config["max_eval_examples"], config["seed"])
     # Unreadable clips are left out of the metric (and counted in "skipped").
-    report = pipeline.validate_audio(examples, spec)
+    report = pipeline.validate_audio(examples, spec, show_progress=show_progress)
     model = load_run_model(run_dir)
     family = family_of(model)
     rows = []
@@ -52,9 +55,11 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
             on_bad_audio="skip", audio_report=report,
         )
         predict_scores(candidate, dataset.take(1), spec.multilabel)  # compile outside the clock
-        start = time.perf_counter()
-        scores, targets = predict_scores(candidate, dataset, spec.multilabel)
-        seconds = time.perf_counter() - start
+        with ProgressBar(f"evaluate C={factor}", report.num_good, unit="clips",
+                         show_progress=show_progress) as progress:
+            start = time.perf_counter()
+            scores, targets = predict_scores(candidate, dataset, spec.multilabel, progress=progress)
+            seconds = time.perf_counter() - start
         metrics = compute_metrics(scores, targets, spec.multilabel)
         rows.append({
             "factor": factor,

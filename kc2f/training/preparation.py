@@ -302,8 +302,13 @@ def index_options(fold=None, clips_per_class=None):
     return {key: value for key, value in options.items() if value is not None}
 
 
-def prepare_data(config, spec, log=print):
-    """Indexes and checks both splits; returns `(config with statistics, PreparedData)`."""
+def prepare_data(config, spec, log=print, show_progress=None):
+    """Indexes and checks both splits; returns `(config with statistics, PreparedData)`.
+
+    The scan of each split decodes only the files the scan cache does not hold
+    (`kc2f.data.scan_cache`); `show_progress` draws its bars on stderr
+    (`None`: when stderr is a terminal).
+    """
     options = index_options(config.fold, config.clips_per_class)
     try:
         train, labels = manifest.build_index(spec, config.data_dir, config.train_split, **options)
@@ -320,7 +325,8 @@ def prepare_data(config, spec, log=print):
             f"'{config.eval_split}' scored at the best epoch.")
         splits = {"train": (config.train_split, train), "val": ("validation", validation),
                   "eval": (config.eval_split, evaluation)}
-    reports = {name: pipeline.validate_audio(examples, spec) for name, (_, examples) in splits.items()}
+    reports = {name: pipeline.validate_audio(examples, spec, show_progress=show_progress)
+               for name, (_, examples) in splits.items()}
     if config.on_bad_audio == "error" and any(report.bad for report in reports.values()):
         # Every split's list at once: a bad evaluation clip must not wait for the training ones' fix.
         raise RunError("\n".join(
@@ -340,7 +346,7 @@ def prepare_data(config, spec, log=print):
                        f"{f', {data.num_val} validation' if validation is not None else ''}.")
     if config.mean is None:
         good = [e for e, ok in zip(train, reports["train"].good_mask) if ok]
-        mean, std = compute_stats(good, spec)
+        mean, std = compute_stats(good, spec, show_progress=show_progress)
         config = config.replace(mean=float(mean), std=float(std))
         log(f"Normalisation statistics of the training split: mean {mean:.4f}, std {std:.4f}")
     return config, data

@@ -49,6 +49,10 @@ class RunState:
             the coarse phases ended so far, "policy": the policy's state}`, or
             `None` (fixed schedule).
         decision: this epoch's switch evidence for its history row, or `None`.
+        step_timing: this epoch's `StepTimer` figures (compile, steps, setup).
+        checkpoint_seconds: time spent writing checkpoints in this process
+            (the committed total is `counters["checkpoint_seconds"]`, one
+            save behind).
     """
 
     history: list = dataclasses.field(default_factory=list)
@@ -62,6 +66,8 @@ class RunState:
     schedule: object = None
     switch: dict = None
     decision: dict = None
+    step_timing: dict = None
+    checkpoint_seconds: float = 0.0
 
     @classmethod
     def from_saved(cls, saved):

@@ -14,6 +14,7 @@ import keras
 from kc2f.data import pipeline
 from kc2f.families import get_family
 from kc2f.training.checkpoint_store import CheckpointStore
+from kc2f.training.compilation_cache import enable_compilation_cache
 from kc2f.training.distribution import Distribution
 from kc2f.training.epoch_evaluator import EpochEvaluator, predict_scores
 from kc2f.training.epoch_recorder import EpochRecorder
@@ -36,6 +37,8 @@ from kc2f.training.run_lock import RunLock
 from kc2f.training.run_state import RunState
 from kc2f.training.scalar_writer import ScalarWriter
 from kc2f.training.step_recorder import StepRecorder
+from kc2f.training.step_timer import StepTimer
+from kc2f.training.time_breakdown import format_breakdown, time_breakdown
 
 
 def fit(config, run_dir=None, verbose=1, log=print):
@@ -59,6 +62,8 @@ def fit(config, run_dir=None, verbose=1, log=print):
     Returns:
         The run summary (also written to `summary.json`).
     """
+    # Before anything compiles: on JAX, compiled steps are kept on disk (kc2f.training.compilation_cache).
+    enable_compilation_cache()
     try:
         # First of all: a multi-worker TensorFlow strategy or a multi-process JAX
         # job must be set up before the backend runs any operation.
@@ -132,7 +137,10 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
     if saved is not None and dist.is_chief:
         run.write_history(saved["history"])  # the history files are views of the commit
     target = baseline_target(config, spec, log)
-    config, data = prepare_data(config, spec, log)
+    preparation_start = time.perf_counter()
+    # verbose=0 (or --quiet) draws no bars; otherwise they appear when stderr is a terminal.
+    config, data = prepare_data(config, spec, log, show_progress=None if verbose and dist.is_chief else False)
+    preparation_seconds = time.perf_counter() - preparation_start
     if saved is None and dist.is_chief:
         run.write_config(config.to_dict())
         run.write_labels(data.labels)
@@ -209,6 +217,7 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
                      **({"init_report": init_report} if config.init else {})}, log=log, chief=dist.is_chief,
         split=config.selection_split,
     )
+    timer = StepTimer(state)
     steps = StepRecorder(writer, steps_per_epoch, learning_rate_schedule(config, steps_per_epoch),
                          metric_name=None if spec.multilabel or family.compile_loss(False) is None
                          else TRAIN_METRIC)
@@ -246,9 +255,10 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
                 initial_epoch=epoch,
                 epochs=schedule.phase_end(phase),
                 verbose=verbose if dist.is_chief else 0,
-                # In this order: the evaluator measures, the switch decides, the recorder commits,
-                # then the step recorder writes the committed epoch's steps.
-                callbacks=[evaluator, switch, recorder, steps],
+                # In this order: the timer stamps the epoch's end before evaluation, the evaluator
+                # measures, the switch decides, the recorder commits, then the step recorder writes
+                # the committed epoch's steps.
+                callbacks=[timer, evaluator, switch, recorder, steps],
                 shuffle=False,  # the pipeline orders each epoch from (seed, epoch)
             )
         model = switch.next_model or model
@@ -262,7 +272,7 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
             extra.update(_test_at_best(store, state.history, build, scoring_data("eval"), spec, config, log))
     return finalize(run, model, family, config, spec, state.schedule, state, target, data.bad_audio, writer, log,
                     replicas=dist.num_replicas, write=dist.is_chief, averaged=averaged, extra=extra,
-                    metric=metric, init_report=init_report)
+                    metric=metric, init_report=init_report, preparation_seconds=preparation_seconds)
 
 
 def _test_at_best(store, history, build, test_dataset, spec, config, log):
@@ -353,7 +363,7 @@ def _first_model(config, family, schedule, state, saved, store, build, dist, run
 
 
 def finalize(run, model, family, config, spec, schedule, state, target, bad_audio, writer, log, replicas=1,
-             write=True, averaged=None, extra=None, metric=None, init_report=None):
+             write=True, averaged=None, extra=None, metric=None, init_report=None, preparation_seconds=None):
     """Writes `model.keras` and `summary.json` of a finished run (idempotent); returns the summary.
 
     `model.keras` holds `model`: the last epoch's model, or the weight average
@@ -402,6 +412,7 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         "bad_audio": bad_audio,
         "replicas": replicas,
         **({"init": config.init, "init_report": init_report} if config.init else {}),
+        "time_breakdown": time_breakdown(history, state.counters.get("checkpoint_seconds"), preparation_seconds),
         "delivered_model": "last epoch" if averaged is None else "weight average of epochs "
                            f"{averaged['averaged_epochs'][0]}..{averaged['averaged_epochs'][1]}",
         **(averaged or {}),
@@ -422,6 +433,8 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         except OSError as error:
             raise RunError(f"Cannot write {run.file(run.SUMMARY)}: {error.strerror or error}.") from None
     writer.close()
+    for line in format_breakdown(summary["time_breakdown"]):
+        log(f"Time: {line}")
     at_best = (f" ({summary['test_split']} {metric} {summary['test_metric_at_best']:.4f} there)"
                if "test_metric_at_best" in summary else "")
     log(

@@ -1,0 +1,92 @@
+"""`kc2f bench --compare-minimal` and `--breakdown`: the minimal step computes kc2f's function, the CLI prints both."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kc2f.benchmark.minimal_ast import MinimalAst
+from kc2f.commands.bench import bench
+from kc2f.models import AudioSpectrogramTransformer
+from tests.conftest import backend
+
+TINY = ["--hidden", "32", "--depth", "1", "--heads", "2", "--seconds", "1", "--batch-size", "2",
+        "--steps", "2", "--warmup", "1", "--num-classes", "5"]
+
+
+def _copy_weights(model, minimal):
+    """kc2f's weights into the minimal twin, by role."""
+    values = {v.path.split("/", 1)[1]: keras.ops.convert_to_numpy(v) for v in model.weights}
+    minimal.patch_kernel.assign(values["patch_embedding/kernel"].reshape(minimal.patch_kernel.shape))
+    minimal.patch_bias.assign(values["patch_embedding/bias"])
+    minimal.prefix.assign(values["position_embedding/prefix_tokens"])
+    minimal.position.assign(values["position_embedding/position_embedding"])
+    names = {"g1": "norm1/gamma", "b1": "norm1/beta", "wqkv": "qkv/kernel", "bqkv": "qkv/bias",
+             "wo": "proj/kernel", "bo": "proj/bias", "g2": "norm2/gamma", "b2": "norm2/beta",
+             "w1": "fc1/kernel", "c1": "fc1/bias", "w2": "fc2/kernel", "c2": "fc2/bias"}
+    for i, block in enumerate(minimal.block_weights):
+        for key, name in names.items():
+            block[key].assign(values[f"block_{i}/{name}"])
+    for variable, name in ((minimal.norm_g, "norm/gamma"), (minimal.norm_b, "norm/beta"),
+                           (minimal.head_g, "head_norm/gamma"), (minimal.head_b, "head_norm/beta"),
+                           (minimal.head_w, "head/kernel"), (minimal.head_c, "head/bias")):
+        variable.assign(values[name])
+
+
+@pytest.mark.parametrize("method, factor", [("maxpool", 1), ("maxpool", 2), ("avgpool", 4), ("fshift", 2),
+                                            ("patch-bl", 2)])
+def test_minimal_ast_computes_the_same_logits(method, factor):
+    model = AudioSpectrogramTransformer(num_classes=5, method=method, factor=factor, target_frames=128,
+                                        hidden_dim=32, depth=2, num_heads=2, fbank_mean=-4.0, fbank_std=4.0)
+    minimal = MinimalAst.like(model)
+    _copy_weights(model, minimal)
+    rng = np.random.default_rng(0)
+    x = {"waveform": (0.1 * rng.standard_normal((2, 16000))).astype("float32"),
+         "length": np.array([16000, 9000], "int32")}
+    # Trained weights are not zero: random prefix/bias values make every path count.
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    got = keras.ops.convert_to_numpy(minimal(x, training=False))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert minimal.grid == model.token_grid
+
+
+def test_minimal_ast_config_round_trips():
+    model = AudioSpectrogramTransformer(num_classes=3, factor=2, target_frames=128, hidden_dim=32, depth=1,
+                                        num_heads=2, freqm=8, timem=16)
+    minimal = MinimalAst.like(model, seed=3)
+    config = minimal.get_config()
+    again = MinimalAst.from_config(config)
+    assert again.get_config() == config
+    assert (again.freq_mask, again.time_mask, again.pool_factor) == (8, 8, 2)
+
+
+@pytest.mark.slow  # four models compiled per factor (both build orders)
+def test_compare_minimal_prints_the_ratio_per_factor():
+    result = CliRunner().invoke(bench, TINY + ["--factors", "1,2", "--compare-minimal"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith("kc2f[")]
+    assert len(rows) == 2 and "C=1 " in rows[0] and "C=2 " in rows[1]
+    assert all("kc2f/minimal_throughput=" in row and "minimal_step_ms=" in row for row in rows)
+    result = CliRunner().invoke(bench, TINY + ["--factors", "2", "--compare-minimal", "--json"])
+    row = json.loads(result.stdout)["rows"][0]
+    ratios = []
+    for order in ("kc2f_first", "minimal_first"):
+        half = row["orders"][order]
+        assert len(half["kc2f_step_ms_all"]) == len(half["minimal_step_ms_all"]) == 2
+        ratios.append(np.median(half["minimal_step_ms_all"]) / np.median(half["kc2f_step_ms_all"]))
+        assert row[f"ratio_{order}"] == pytest.approx(ratios[-1])
+    assert row["ratio"] == pytest.approx(np.sqrt(ratios[0] * ratios[1]))
+
+
+@pytest.mark.skipif(backend() not in ("jax", "tensorflow"), reason="--breakdown: JAX and TensorFlow")
+def test_breakdown_times_every_part():
+    result = CliRunner().invoke(bench, TINY + ["--factors", "1", "--breakdown", "--json"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.stdout)["rows"][0]
+    for part in ("fbank", "fbank_compression", "forward", "forward_backward", "step"):
+        assert row[f"{part}_ms"] > 0 and row[f"{part}_compile_s"] > 0
+    assert row["optimizer_ms"] == pytest.approx(row["step_ms"] - row["forward_backward_ms"])
+    text = CliRunner().invoke(bench, TINY + ["--factors", "2", "--breakdown"]).stdout
+    assert "fbank_ms=" in text and "backward_ms=" in text and "C=2 " in text
