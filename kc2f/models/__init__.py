@@ -2,6 +2,8 @@
 
 - `AudioSpectrogramTransformer`: the AST with the paper's compression front-ends.
 - `flops`: closed-form training FLOPs of the AST per sample.
+- `Htsat`: HTS-AT (Swin stages, token-semantic head) with coarse-to-fine front-ends;
+  `htsat_flops`: its closed-form FLOPs.
 """
 
 from kc2f.models.audio_spectrogram_transformer import (
@@ -10,6 +12,16 @@ from kc2f.models.audio_spectrogram_transformer import (
     FrontEnd,
     front_end,
 )
+from kc2f.models.htsat import HTSAT_METHODS, HTSAT_PRESETS, Htsat
 from kc2f.models.presets import PRESETS
 
-__all__ = ["METHODS", "PRESETS", "AudioSpectrogramTransformer", "FrontEnd", "front_end"]
+__all__ = [
+    "HTSAT_METHODS",
+    "HTSAT_PRESETS",
+    "METHODS",
+    "PRESETS",
+    "AudioSpectrogramTransformer",
+    "FrontEnd",
+    "Htsat",
+    "front_end",
+]
