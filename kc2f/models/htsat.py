@@ -19,8 +19,9 @@ HTSAT_METHODS = ("fshift", "maxpool", "avgpool")
 # HTS-AT-Base (its config.py: htsat_dim 96, htsat_depth [2,2,6,2], htsat_num_head [4,8,16,32],
 # htsat_window_size 8, htsat_patch_size 4) and a CPU-sized one for 1.28 s clips.
 HTSAT_PRESETS = {
-    "base": {"embed_dim": 96, "depths": (2, 2, 6, 2), "num_heads": (4, 8, 16, 32), "window_size": 8},
-    "tiny": {"embed_dim": 32, "depths": (2, 2), "num_heads": (2, 4), "window_size": 4},
+    "base": {"embed_dim": 96, "depths": (2, 2, 6, 2), "num_heads": (4, 8, 16, 32), "window_size": 8,
+             "num_mel_bins": 64},
+    "tiny": {"embed_dim": 32, "depths": (2, 2), "num_heads": (2, 4), "window_size": 4, "num_mel_bins": 64},
 }
 
 
