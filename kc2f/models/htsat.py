@@ -239,6 +239,16 @@ class Htsat(keras.Model):
         return self.stage_tokens[0]
 
     @property
+    def frame_shift_ms(self):
+        """Full-resolution hop, ms (what inference and export size their windows by)."""
+        return 1000.0 * (self.hop_length or round(0.010 * self.sample_rate)) / self.sample_rate
+
+    @property
+    def frame_length_ms(self):
+        """Analysis window, ms."""
+        return 1000.0 * (self.fft_length or round(0.032 * self.sample_rate)) / self.sample_rate
+
+    @property
     def image_shape(self):
         """`(rows, columns)` of the folded spectrogram image."""
         return (self.chunks * self.num_mel_bins, self.target_frames // self.num_chunks)

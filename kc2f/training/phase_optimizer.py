@@ -2,17 +2,20 @@
 
 import keras
 
+from kc2f.training.epoch_scale_schedule import EpochScaleSchedule, parse_epoch_scales
 from kc2f.training.warmup_step_decay import WarmupStepDecay
 
 
 def compile_phase(model, config, multilabel, steps_per_epoch):
-    """Compiles `model` with a new Adam and a restarted warm-up + step-decay schedule.
+    """Compiles `model` with a new Adam (or AdamW) and a restarted learning-rate schedule.
 
     *From Coarse to Fine* (https://arxiv.org/abs/2401.08415) resets the
     optimizer state and the learning-rate schedule at every phase switch; the
     recipe is AST's (docs/method.md#optimizer): Adam, betas (0.95, 0.999),
     weight decay 5e-7, linear warm-up, then ×`decay_rate` every `decay_every`
-    epochs from `decay_start_epoch`.
+    epochs from `decay_start_epoch`. Other recipes choose `optimizer: adamw`
+    (decoupled weight decay, e.g. HTS-AT's) and `lr_schedule: epoch-scales`
+    (`EpochScaleSchedule` with `lr_epoch_scales`); the defaults are AST's.
 
     Args:
         model: the phase's model.
@@ -24,15 +27,19 @@ def compile_phase(model, config, multilabel, steps_per_epoch):
     Returns:
         The optimizer.
     """
-    schedule = WarmupStepDecay(
-        config.lr,
-        warmup_steps=config.warmup_steps,
-        steps_per_epoch=steps_per_epoch,
-        decay_start_epoch=config.decay_start_epoch,
-        decay_every=config.decay_every,
-        decay_rate=config.decay_rate,
-    )
-    optimizer = keras.optimizers.Adam(
+    if config.lr_schedule == "epoch-scales":
+        schedule = EpochScaleSchedule(config.lr, parse_epoch_scales(config.lr_epoch_scales), steps_per_epoch)
+    else:
+        schedule = WarmupStepDecay(
+            config.lr,
+            warmup_steps=config.warmup_steps,
+            steps_per_epoch=steps_per_epoch,
+            decay_start_epoch=config.decay_start_epoch,
+            decay_every=config.decay_every,
+            decay_rate=config.decay_rate,
+        )
+    optimizer_class = keras.optimizers.AdamW if config.optimizer == "adamw" else keras.optimizers.Adam
+    optimizer = optimizer_class(
         learning_rate=schedule,
         beta_1=config.beta_1,
         beta_2=config.beta_2,
