@@ -25,8 +25,9 @@ def _split(text, convert=str, what="value"):
 
 
 @click.command(name="bench")
+@click.option("--model", default="ast", show_default=True, help="Model family: ast, htsat.")
 @click.option("--size", "sizes", default="base", show_default=True,
-              help="Preset sizes, comma-separated: tiny,small,base.")
+              help="Preset sizes, comma-separated: tiny,small,base (htsat: tiny,base).")
 @click.option("--hidden", type=int, help="Custom size: token width (overrides --size).")
 @click.option("--depth", type=int, help="Custom size: transformer blocks (default 12).")
 @click.option("--heads", type=int, help="Custom size: attention heads (default hidden/64).")
