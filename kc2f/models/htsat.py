@@ -234,6 +234,11 @@ class Htsat(keras.Model):
         return tuple(h * w for h, w in self.stage_grids)
 
     @property
+    def token_grid(self):
+        """First-stage token grid `(rows, columns)` (export metadata, as the AST's)."""
+        return self.stage_grids[0]
+
+    @property
     def num_patch_tokens(self):
         """Tokens of the first stage (what the patch embedding makes)."""
         return self.stage_tokens[0]
