@@ -17,7 +17,7 @@ from kc2f.training.run_config import RunConfig
 from kc2f.training.trainer import fit
 from tests.conftest import REPO, cli_sets
 
-# A two-stage HTS-AT of width 8 with 16 mel bins (cheap, and with windows cut at C = 4: 4 x 8 and 2 x 8).
+# A two-stage HTS-AT of width 8 (64 mel bins, window 8): 64 x 8 first-stage tokens at C = 1, 16 x 8 at C = 4.
 TINY_HTSAT = ("hidden_dim=8", "depth=2", "num_heads=1", "warmup_steps=2")
 
 
