@@ -255,3 +255,16 @@ def test_from_files_reports_input_bound_step(fsdd_dir):
     row = out["rows"][0]
     assert row["input"] == "files" and row["frames"] == 128
     assert row["input_slowdown"] == pytest.approx(row["step_ms"] / row["synthetic_step_ms"])
+
+
+def test_other_families_are_benchmarked_through_their_family():
+    from kc2f.benchmark.rows import model_tokens
+    from kc2f.benchmark.step import build_model, training_flops
+
+    with pytest.raises(ValueError, match="for model 'htsat'"):
+        benchmark.BenchSpec(model="htsat", methods=["patch-pi"])
+    spec = benchmark.BenchSpec(model="htsat", sizes=benchmark.model_sizes(["tiny"]), methods=["fshift"],
+                               factors=[1, 4], seconds=1.28, sample_rate=8000, num_classes=10)
+    fine, coarse = (build_model(spec.sizes[0], "fshift", factor, spec) for factor in (1, 4))
+    assert (model_tokens(fine), model_tokens(coarse)) == (512, 128)
+    assert training_flops(coarse) / training_flops(fine) == pytest.approx(0.25, abs=0.02)

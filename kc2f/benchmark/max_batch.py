@@ -4,7 +4,7 @@ from kc2f.benchmark.backend import precision_scope, release
 from kc2f.benchmark.errors import BenchError
 from kc2f.benchmark.memory import is_oom_error
 from kc2f.benchmark.output import format_max_batch_row
-from kc2f.benchmark.rows import new_result
+from kc2f.benchmark.rows import model_tokens, new_result
 from kc2f.benchmark.step import TrainStep, build_model, compile_model, synthetic_batch
 
 
@@ -86,7 +86,7 @@ def _largest_batch(spec, size, method, factor, max_batch, trial_steps):
     def trial(batch):
         tried.append(batch)
         model = build_model(size, method, factor, spec)
-        tokens[:] = [int(model.position_embedding.num_tokens)]
+        tokens[:] = [model_tokens(model)]
         compile_model(model, spec)
         step = TrainStep(model, synthetic_batch(batch, spec.samples, spec.num_classes, spec.seed))
         try:

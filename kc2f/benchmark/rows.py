@@ -36,7 +36,7 @@ def make_row(model, size, spec, times, first, flops, peak_flops_per_s, **extra):
         "num_heads": size.num_heads,
         "method": model.method,
         "factor": model.factor,
-        "tokens": int(model.position_embedding.num_tokens),
+        "tokens": model_tokens(model),
         "batch": spec.batch,
         "seconds": spec.seconds,
         "frames": spec.target_frames,
@@ -79,3 +79,12 @@ def add_ratios(rows):
         row["step_ratio"] = row["step_ms"] / ref["step_ms"]
         row["flops_ratio"] = row["train_flops_per_sample"] / ref["train_flops_per_sample"]
     return rows
+
+
+def model_tokens(model):
+    """Tokens of a row: the AST's with its prefix tokens (as the PyTorch reference prints), else the family's."""
+    if hasattr(model, "position_embedding"):
+        return int(model.position_embedding.num_tokens)
+    from kc2f.families import family_of
+
+    return int(family_of(model).tokens(model))

@@ -5,7 +5,7 @@ import math
 
 from kc2f.benchmark.errors import BenchError
 from kc2f.benchmark.sizes import ModelSize, model_sizes
-from kc2f.models import METHODS
+from kc2f.families import get_family
 
 # The AST recipe at 10 s (docs/method.md#recipe-values): 1024 frames, SpecAugment 48 / 192.
 RECIPE_FRAMES = 1024
@@ -51,7 +51,9 @@ class BenchSpec:
     is wrong); `sizes`, `methods` and `factors` are stored as tuples.
 
     Attributes:
-        sizes: `ModelSize`s (see `model_sizes`).
+        model: the model family (`ast`, `htsat`, ...).
+        sizes: `ModelSize`s (see `model_sizes`); another family than `ast`
+            builds a named size as its own preset.
         methods: compression methods (`maxpool`, `fshift`, ...).
         factors: compression factors C.
         batch: batch size (the first batch tried by `find_max_batch`).
@@ -69,6 +71,7 @@ class BenchSpec:
         multilabel: multi-hot labels (binary cross-entropy) instead of one class.
     """
 
+    model: str = "ast"
     sizes: tuple = dataclasses.field(default_factory=lambda: tuple(model_sizes()))
     methods: tuple = ("maxpool",)
     factors: tuple = (1, 2, 4)
@@ -104,9 +107,14 @@ class BenchSpec:
             raise BenchError(f"factors must be integers >= 1. Received: factors={self.factors}")
         if not self.methods:
             raise BenchError("Give at least one method. Received: methods=()")
+        try:
+            methods = tuple(get_family(self.model).methods)
+        except ValueError as error:
+            raise BenchError(str(error)) from None
         for method in self.methods:
-            if method not in METHODS:
-                raise BenchError(f"method must be one of {METHODS}. Received: method={method!r}")
+            if method not in methods:
+                raise BenchError(f"method must be one of {methods} for model '{self.model}'. "
+                                 f"Received: method={method!r}")
         self._check_at_least_1("batch", "sample_rate", "num_classes", "num_mel_bins", "frames")
         if self.steps < 1 or self.warmup < 1:
             raise BenchError(f"steps and warmup must be >= 1. Received: steps={self.steps}, warmup={self.warmup}")

@@ -15,17 +15,20 @@ from kc2f.benchmark.errors import BenchError
 from kc2f.families import family_of, get_family
 from kc2f.training.run_config import RunConfig
 
-MODEL = "ast"  # the family `kc2f bench` measures
-
-
 def build_model(size, method, factor, spec):
-    """The benchmark row's model, built by its family: `size` at (`method`, `factor`), input and head from `spec`."""
+    """The benchmark row's model, built by its family (`spec.model`): `size` at (`method`, `factor`).
+
+    Input and head come from `spec`. The AST takes the size's width, depth and
+    heads; another family takes a named size as its own preset.
+    """
     freqm, timem = spec.spec_augment
+    family = get_family(spec.model)
+    preset = size.name if spec.model != "ast" and size.name in family.presets else None
     config = RunConfig(
-        model=MODEL, method=method, hidden_dim=size.hidden_dim, depth=size.depth, num_heads=size.num_heads,
-        mean=spec.fbank_mean, std=spec.fbank_std, freqm=freqm, timem=timem, seed=spec.seed,
+        model=spec.model, method=method, preset=preset, hidden_dim=size.hidden_dim, depth=size.depth,
+        num_heads=size.num_heads, mean=spec.fbank_mean, std=spec.fbank_std, freqm=freqm, timem=timem, seed=spec.seed,
     )
-    return get_family(MODEL).build(config, spec, spec.num_classes, factor)
+    return family.build(config, spec, spec.num_classes, factor)
 
 
 def compile_model(model, spec):

@@ -28,8 +28,9 @@ def _split(text, convert=str, what="value"):
 
 
 @click.command(name="bench")
+@click.option("--model", default="ast", show_default=True, help="Model family: ast, htsat.")
 @click.option("--preset", "sizes", default="base", show_default=True,
-              help="Model size presets, comma-separated: tiny,small,base.")
+              help="Model size presets, comma-separated: tiny,small,base (htsat: tiny,base).")
 @click.option("--size", "old_sizes", hidden=True, help="Deprecated name of --preset.")
 @click.option("--hidden", type=int, help="Custom size: token width (overrides --preset).")
 @click.option("--depth", type=int, help="Custom size: transformer blocks (default 12).")

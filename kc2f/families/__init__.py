@@ -3,7 +3,7 @@
 The trainer, the benchmark, evaluation at another factor, export, inference and
 the checkpoint converter never name a model class; they go through the run's
 family (`get_family(config.model)`) or a loaded model's (`family_of(model)`).
-`ast` and `ssast` (SSAST pretraining) are registered here; `register_family` adds a user's own.
+`ast`, `htsat` and `ssast` (SSAST pretraining) are registered here; `register_family` adds a user's own.
 
 This package sits above `kc2f.models` and `kc2f.weights` because a family
 needs both: the Keras model it builds and the weight transfer and pretrained
@@ -11,6 +11,7 @@ conversion that go with it.
 """
 
 from kc2f.families.ast_family import AstFamily
+from kc2f.families.htsat_family import HtsatFamily
 from kc2f.families.ssast_family import SsastFamily
 from kc2f.families.model_family import (
     ModelFamily,
@@ -22,6 +23,8 @@ from kc2f.families.model_family import (
 )
 
 register_family(AstFamily())
+register_family(HtsatFamily())
 register_family(SsastFamily())
 
-__all__ = ["AstFamily", "SsastFamily", "ModelFamily", "family_names", "family_of", "get_family", "load_model", "register_family"]
+__all__ = ["AstFamily", "HtsatFamily", "SsastFamily", "ModelFamily", "family_names", "family_of", "get_family",
+           "load_model", "register_family"]

@@ -1,5 +1,6 @@
 """Evaluating a trained run, at its own or at other compression factors."""
 
+import dataclasses
 import time
 
 from kc2f.data import manifest, pipeline, registry
@@ -36,6 +37,8 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
     run = RunDirectory(run_dir)
     config = run.read_config()
     spec = registry.get_dataset_spec(config["dataset"])
+    if config.get("sample_rate"):  # the run's --sample-rate: clips decode at the model's rate
+        spec = dataclasses.replace(spec, sample_rate=config["sample_rate"])
     labels = run.read_labels()
     split = split or config["eval_split"]
     examples, _ = manifest.build_index(spec, data_dir or config["data_dir"], split,

@@ -3,6 +3,7 @@
 import keras
 
 from kc2f.families import ModelFamily
+from kc2f.training.epoch_scale_schedule import EpochScaleSchedule, parse_epoch_scales
 from kc2f.training.warmup_step_decay import WarmupStepDecay
 
 
@@ -10,7 +11,10 @@ TRAIN_METRIC = "accuracy"  # the training metric of single-label runs (logs, his
 
 
 def learning_rate_schedule(config, steps_per_epoch):
-    """The warm-up + step-decay schedule of one phase (a function of the phase's optimizer step)."""
+    """One phase's learning-rate schedule (a function of the phase's optimizer step): AST's warm-up +
+    step decay, or `EpochScaleSchedule` with `lr_schedule: epoch-scales`."""
+    if config.lr_schedule == "epoch-scales":
+        return EpochScaleSchedule(config.lr, parse_epoch_scales(config.lr_epoch_scales), steps_per_epoch)
     return WarmupStepDecay(
         config.lr,
         warmup_steps=config.warmup_steps,
@@ -22,16 +26,18 @@ def learning_rate_schedule(config, steps_per_epoch):
 
 
 def compile_phase(model, config, multilabel, steps_per_epoch, family=None):
-    """Compiles `model` with a new Adam and a restarted warm-up + step-decay schedule.
+    """Compiles `model` with a new Adam (or AdamW) and a restarted learning-rate schedule.
 
     *From Coarse to Fine* (https://arxiv.org/abs/2401.08415) resets the
     optimizer state and the learning-rate schedule at every phase switch; the
     recipe is AST's (docs/method.md#optimizer): Adam, betas (0.95, 0.999),
     weight decay 5e-7, linear warm-up, then ×`decay_rate` every `decay_every`
-    epochs from `decay_start_epoch`. Single-label runs also track the
-    training accuracy (`TRAIN_METRIC`; against the argmax of the label, which
-    mixup makes soft); it reads the logits the loss uses and changes no
-    update.
+    epochs from `decay_start_epoch`. Other recipes choose `optimizer: adamw`
+    (decoupled weight decay, e.g. HTS-AT's) and `lr_schedule: epoch-scales`
+    (`EpochScaleSchedule` with `lr_epoch_scales`); the defaults are AST's.
+    Single-label runs also track the training accuracy (`TRAIN_METRIC`;
+    against the argmax of the label, which mixup makes soft); it reads the
+    logits the loss uses and changes no update.
 
     Args:
         model: the phase's model.
@@ -46,7 +52,8 @@ def compile_phase(model, config, multilabel, steps_per_epoch, family=None):
         The optimizer.
     """
     schedule = learning_rate_schedule(config, steps_per_epoch)
-    optimizer = keras.optimizers.Adam(
+    optimizer_class = keras.optimizers.AdamW if config.optimizer == "adamw" else keras.optimizers.Adam
+    optimizer = optimizer_class(
         learning_rate=schedule,
         beta_1=config.beta_1,
         beta_2=config.beta_2,

@@ -193,7 +193,7 @@ class PhaseSwitch(keras.callbacks.Callback):
         self.log(
             f"Phase {phase + 1}: C={model.factor} -> C={factor}, tokens "
             f"{self.family.tokens(model)} -> {self.family.tokens(new_model)}; resized "
-            f"{', '.join(report.paths('resized'))}; fresh optimizer and LR schedule."
+            f"{', '.join(report.paths('resized')) or 'nothing'}; fresh optimizer and LR schedule."
         )
         if self.on_switch is not None:
             epoch = self.schedule.phase_start(phase)

@@ -78,6 +78,9 @@ def resolve(config):
         spec = registry.get_dataset_spec(config.dataset)
     except ValueError as error:
         raise RunError(str(error)) from None
+    if config.sample_rate is not None and config.sample_rate != spec.sample_rate:
+        # The pipeline resamples every clip to spec.sample_rate; the clip keeps its seconds.
+        spec = dataclasses.replace(spec, sample_rate=config.sample_rate)
     changes = {
         key: getattr(spec, key)
         for key in ("epochs", "batch_size", "lr", "freqm", "timem", "mixup", "mean", "std")

@@ -84,6 +84,8 @@ class RunConfig:
     """
 
     dataset: str = _option("synthetic", "dataset name from the registry (kc2f datasets)", str)
+    sample_rate: int = _option(None, "resample every clip to this rate, Hz (None: the dataset's; HTS-AT: 32000)",
+                               int, nullable=True)
     data_dir: str = _option(None, "dataset root on disk (None: the registry's default)", str, nullable=True)
     train_split: str = _option("train", "split to train on", str)
     eval_split: str = _option("test", "split the run is scored on: selects the best epoch unless val_fraction is "
@@ -139,7 +141,15 @@ class RunConfig:
     decay_start_epoch: int = _option(10, "first decayed epoch of a phase", int)
     decay_every: int = _option(5, "epochs between learning-rate decays", int)
     decay_rate: float = _option(0.5, "learning-rate multiplier per decay", float)
-    weight_decay: float = _option(5e-7, "Adam weight decay (AST: 5e-7)", float)
+    weight_decay: float = _option(5e-7, "Adam weight decay (AST: 5e-7); AdamW's decoupled decay (HTS-AT: 0.05)",
+                                  float)
+    optimizer: str = _option("adam", "adam (AST) | adamw (decoupled weight decay, e.g. HTS-AT)", str,
+                             choices=("adam", "adamw"))
+    lr_schedule: str = _option("warmup-step-decay", "warmup-step-decay: warm-up then x decay_rate every "
+                               "decay_every epochs (AST) | epoch-scales: lr x lr_epoch_scales[epoch]", str,
+                               choices=("warmup-step-decay", "epoch-scales"))
+    lr_epoch_scales: str = _option(None, "epoch-scales: one multiplier per epoch of a phase, x*n repeats, the last "
+                                   "holds (e.g. 0.02,0.05,0.1*9,0.05*10,0.02*10,0.03)", str, nullable=True)
     beta_1: float = _option(0.95, "Adam beta 1 (AST: 0.95)", float)
     beta_2: float = _option(0.999, "Adam beta 2", float)
     freqm: int = _option(None, "SpecAugment max frequency-mask width", int, nullable=True)
@@ -202,6 +212,16 @@ class RunConfig:
                              "selected epoch; eval_split must then be a test split. Received: eval_split='valid'")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"Option 'steps_per_epoch' must be >= 1. Received: steps_per_epoch={self.steps_per_epoch}")
+        if self.lr_schedule == "epoch-scales":
+            from kc2f.training.epoch_scale_schedule import parse_epoch_scales
+
+            if self.lr_epoch_scales is None:
+                raise ValueError("Option 'lr_schedule' epoch-scales needs lr_epoch_scales. Received: "
+                                 "lr_epoch_scales=None")
+            parse_epoch_scales(self.lr_epoch_scales)
+        if self.sample_rate is not None and self.sample_rate < 1:
+            raise ValueError(f"Option 'sample_rate' must be a positive rate in Hz. Received: "
+                             f"sample_rate={self.sample_rate}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError(f"Option 'batch_size' must be >= 1. Received: batch_size={self.batch_size}")
 

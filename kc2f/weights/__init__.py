@@ -1,11 +1,14 @@
-"""Weight resampling for phase switches: pure functions and `transfer_weights`."""
+"""Weight resampling for phase switches: pure functions, `transfer_weights` (AST) and
+`transfer_swin_weights` (HTS-AT); pretrained initialisation."""
 
 from kc2f.weights.resample import (
     linear_resize_matrix,
     resample_position_embedding,
     resize_patch_kernel_bilinear,
     resize_patch_kernel_pi,
+    resize_relative_position_bias,
 )
+from kc2f.weights.swin_transfer import transfer_swin_weights
 from kc2f.weights.transfer import TransferReport, transfer_weights
 from kc2f.weights.pretrained import initialize_from  # noqa: E402  (uses transfer)
 
@@ -16,5 +19,7 @@ __all__ = [
     "resample_position_embedding",
     "resize_patch_kernel_bilinear",
     "resize_patch_kernel_pi",
+    "resize_relative_position_bias",
+    "transfer_swin_weights",
     "transfer_weights",
 ]

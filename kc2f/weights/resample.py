@@ -108,3 +108,44 @@ def resize_patch_kernel_pi(kernel, new_patch):
     pt = np.linalg.pinv(linear_resize_matrix(kernel.shape[1], new_patch[1]).T)
     resized = np.einsum("Ff,Tt,ftcd->FTcd", pf, pt, kernel.astype(np.float64))
     return resized.astype(np.float32)
+
+
+def resize_relative_position_bias(table, old_window, new_window):
+    """Maps a Swin relative-position bias table from a `(wh, ww)` window to another.
+
+    The table has one row per relative offset `(dy, dx)`, `dy` in
+    `−(wh−1)…wh−1` and `dx` in `−(ww−1)…ww−1`, row-major (Swin's
+    `relative_position_bias_table`, `((2wh−1)·(2ww−1), heads)`). An offset
+    means the same distance in both windows (the windows differ only in how
+    many grid rows fit, never in what a row is), so the table is not
+    interpolated: every offset both windows have keeps its bias exactly; a
+    smaller window drops the outer offsets, and a larger one gives each new
+    offset the bias of the nearest offset the old window had (edge
+    replication along each axis). Shrinking and growing back restores the
+    shared offsets exactly.
+
+    Args:
+        table: array `((2wh−1)·(2ww−1), heads)`.
+        old_window: `(wh, ww)` of `table`.
+        new_window: `(wh', ww')` wanted.
+
+    Returns:
+        float32 array `((2wh'−1)·(2ww'−1), heads)`; the input itself if the windows match.
+    """
+    table = np.asarray(table)
+    (oh, ow), (nh, nw) = tuple(old_window), tuple(new_window)
+    if min(oh, ow, nh, nw) < 1:
+        raise ValueError(f"Windows must be positive. Received: old_window={old_window}, new_window={new_window}")
+    rows, cols = 2 * oh - 1, 2 * ow - 1
+    if table.ndim != 2 or table.shape[0] != rows * cols:
+        raise ValueError(
+            f"Expected a bias table of shape ({rows * cols}, heads) for window {tuple(old_window)}. "
+            f"Received: shape={table.shape}"
+        )
+    if (oh, ow) == (nh, nw):
+        return table
+    grid = table.reshape(rows, cols, -1).astype(np.float32)
+    # Offset d of the new table reads the old offset clip(d, −(old−1), old−1).
+    dy = np.clip(np.arange(-(nh - 1), nh), -(oh - 1), oh - 1) + oh - 1
+    dx = np.clip(np.arange(-(nw - 1), nw), -(ow - 1), ow - 1) + ow - 1
+    return grid[dy][:, dx].reshape((2 * nh - 1) * (2 * nw - 1), -1)

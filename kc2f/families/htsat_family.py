@@ -1,0 +1,62 @@
+"""HTS-AT as a model family: how kc2f builds, resizes and counts HTS-AT."""
+
+from kc2f.families.model_family import ModelFamily
+from kc2f.models import HTSAT_METHODS, HTSAT_PRESETS, Htsat
+from kc2f.models.htsat_flops import htsat_training_flops_per_sample
+from kc2f.weights.htsat_checkpoint import initialize_htsat
+from kc2f.weights.swin_transfer import transfer_swin_weights
+
+
+class HtsatFamily(ModelFamily):
+    """`--model htsat`: HTS-AT (https://arxiv.org/abs/2202.00874) trained coarse-to-fine.
+
+    *From Coarse to Fine* (https://arxiv.org/abs/2401.08415, Table 6) trains
+    HTS-AT with Fshift 4 → 1. Sizes come from a preset (`--preset base`, HTS-AT's
+    own, 64 mel bins; `--preset tiny` for CPU runs); without one, `hidden_dim`
+    is the first stage's width, `depth` the number of stages (two blocks each)
+    and `num_heads` the first stage's heads (doubled per stage), with HTS-AT's
+    window 8, patch 4 and 64 mel bins. The clip's frames are the dataset's
+    (`target_frames`, 10 ms hops: 1024 for 10 s) at the dataset's (or
+    `--sample-rate`'s) rate. AST options (`patch_size`, `num_prefix_tokens`,
+    `mean`/`std`: HTS-AT normalises with its own BatchNorm) do not apply.
+    """
+
+    name = "htsat"
+    methods = HTSAT_METHODS
+    presets = HTSAT_PRESETS
+    model_classes = (Htsat,)
+
+    def build(self, config, spec, num_classes, factor):
+        if config.preset:
+            sizes = dict(HTSAT_PRESETS[config.preset])
+        else:
+            sizes = {
+                "embed_dim": config.hidden_dim,
+                "depths": (2,) * config.depth,
+                "num_heads": tuple(config.num_heads * 2**i for i in range(config.depth)),
+                "window_size": 8,
+                "num_mel_bins": 64,
+            }
+        return Htsat(
+            num_classes=num_classes,
+            method=config.method,
+            factor=factor,
+            sample_rate=spec.sample_rate,
+            target_frames=spec.target_frames,
+            mlp_ratio=config.mlp_ratio,
+            freqm=config.freqm,
+            timem=config.timem,
+            seed=config.seed,
+            name=f"htsat_c{factor}",
+            **sizes,
+        )
+
+    def transfer(self, source, target):
+        return transfer_swin_weights(source, target)
+
+    def training_flops_per_sample(self, model):
+        return htsat_training_flops_per_sample(model)
+
+    def initialize(self, model, path, **options):
+        """`kc2f.weights.htsat_checkpoint.initialize_htsat` (option: `skip_head`)."""
+        return initialize_htsat(model, path, **options)

@@ -1,0 +1,94 @@
+"""`--model htsat` through the family seam: options, a coarse-to-fine fit, resume after SIGKILL, and the
+tools around a finished run (export, predict, kc2f.load)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import kc2f
+from kc2f.families import HtsatFamily, family_of, get_family
+from kc2f.models import Htsat
+from kc2f.training.run_config import RunConfig
+from kc2f.training.trainer import fit
+from tests.conftest import REPO, cli_sets
+
+# A two-stage HTS-AT of width 8 (64 mel bins, window 8): 64 x 8 first-stage tokens at C = 1, 16 x 8 at C = 4.
+TINY_HTSAT = ("hidden_dim=8", "depth=2", "num_heads=1", "warmup_steps=2")
+
+
+def test_registered_with_its_methods_and_presets():
+    family = get_family("htsat")
+    assert isinstance(family, HtsatFamily) and family.methods[0] == "fshift"
+    assert RunConfig(model="htsat", method="fshift", preset="base").preset == "base"
+    with pytest.raises(ValueError, match="for model 'htsat'"):
+        RunConfig(model="htsat", method="patch-pi")
+    assert family_of(Htsat(num_classes=2, target_frames=128, embed_dim=8, depths=(1,), num_heads=(1,))) is family
+
+
+def test_fit_coarse_to_fine_in_process(tmp_path, synthetic_dir):
+    lines = []
+    config = RunConfig(model="htsat", method="fshift", dataset="synthetic", data_dir=str(synthetic_dir),
+                       factors=(4, 1), phase_epochs=(1, 1), batch_size=8, max_train_examples=16,
+                       max_eval_examples=8, hidden_dim=8, depth=2, num_heads=1, warmup_steps=1)
+    summary = fit(config, run_dir=tmp_path / "run", verbose=0, log=lines.append)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    # 128 frames x 64 mel, 4 chunks: 64 x 8 tokens at C = 1, 16 x 8 at C = 4.
+    assert [(row["factor"], row["tokens"]) for row in history] == [(4, 128), (1, 512)]
+    coarse = get_family("htsat").build(config.replace(freqm=8, timem=24), _spec(), 8, 4)
+    assert history[0]["epoch_flops"] == pytest.approx(get_family("htsat").training_flops_per_sample(coarse) * 16)
+    assert history[1]["epoch_flops"] > 3 * history[0]["epoch_flops"]
+    assert any("C=4 -> C=1" in line for line in lines)
+    assert summary["model"] == "htsat"
+    classifier = kc2f.load(str(tmp_path / "run"))
+    wave = np.random.default_rng(0).standard_normal(20480).astype("float32") * 0.1
+    result = classifier.predict(wave, sample_rate=16000)
+    assert result["scores"].shape == (8,) and np.all(np.isfinite(result["scores"]))
+
+
+def _spec():
+    from kc2f.data import registry
+
+    return registry.get_dataset_spec("synthetic")
+
+
+def _args(data_dir):
+    return ["fit", "--model", "htsat", "--dataset", "synthetic", "--data-dir", str(data_dir), "--method", "fshift",
+            "--factors", "4,1", "--phase-epochs", "1,2", "--batch-size", "8", "--quiet",
+            *cli_sets(["max_train_examples=16", "max_eval_examples=8", *TINY_HTSAT])]
+
+
+def _run(args, fault=None):
+    env = dict(os.environ)
+    env.pop("KC2F_FAULT", None)
+    if fault:
+        env["KC2F_FAULT"] = fault
+    return subprocess.run([sys.executable, str(REPO / "tests" / "fault_injection.py"), *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_cli_fit_resumes_after_sigkill_then_exports_and_predicts(tmp_path, synthetic_dir):
+    reference, run = tmp_path / "reference", tmp_path / "killed"
+    done = _run([*_args(synthetic_dir), "--run-dir", str(reference)])
+    assert done.returncode == 0, done.stderr[-3000:]
+    killed = _run([*_args(synthetic_dir), "--run-dir", str(run)], fault="epoch:2")  # in the fine phase
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    finished = _run([*_args(synthetic_dir), "--run-dir", str(run)])
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "Resuming" in finished.stdout
+    expected = json.loads((reference / "history.json").read_text())
+    got = json.loads((run / "history.json").read_text())
+    assert [(r["factor"], r["tokens"]) for r in got] == [(4, 128), (1, 512), (1, 512)]
+    for a, b in zip(got, expected):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-3), (a, b)
+    exported = _run(["export", str(run), "--out", str(tmp_path / "export")])
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    wav = sorted(synthetic_dir.rglob("*.wav"))[0]
+    predicted = _run(["predict", str(tmp_path / "export"), str(wav), "--json"])
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    assert "scores" in predicted.stdout or "label" in predicted.stdout

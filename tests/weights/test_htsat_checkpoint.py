@@ -1,0 +1,124 @@
+"""`--init` from the official HTS-AT checkpoint's state dict (its parameter names).
+
+The state dict is made here, name by name, as HTS-AT's PyTorch modules
+(model/htsat.py: HTSAT_Swin_Transformer wrapped as `sed_model` by sed_model.py's
+SEDWrapper) would register their parameters and buffers, with random values.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from kc2f.families import get_family
+from kc2f.models import Htsat
+from tests.weights.test_pretrained import save
+
+# Square grids at C = 1 (16 mel x 4 chunks = 64 rows, 256 frames / 4 = 64 columns), as HTS-AT-Base's.
+SIZES = dict(sample_rate=8000, target_frames=256, num_mel_bins=16, embed_dim=8, depths=(2, 2), num_heads=(1, 2),
+             window_size=8, drop_path_rate=0.0)
+CLASSES = 6
+
+
+def htsat_state_dict(seed=0, classes=CLASSES, n_fft=256, mel=16, dim=8, depths=(2, 2), heads=(1, 2), window=8,
+                     rows_per_chunk=2):
+    rng = np.random.default_rng(seed)
+    state = {}
+
+    def add(name, *shape):
+        state["sed_model." + name] = rng.standard_normal(shape).astype("float32") if shape else np.array(5)
+
+    add("spectrogram_extractor.stft.conv_real.weight", n_fft // 2 + 1, 1, n_fft)
+    add("spectrogram_extractor.stft.conv_imag.weight", n_fft // 2 + 1, 1, n_fft)
+    add("logmel_extractor.melW", n_fft // 2 + 1, mel)
+    for kind in ("weight", "bias", "running_mean"):
+        add(f"bn0.{kind}", mel)
+    state["sed_model.bn0.running_var"] = rng.uniform(0.5, 2.0, mel).astype("float32")
+    add("bn0.num_batches_tracked")
+    add("patch_embed.proj.weight", dim, 1, 4, 4)
+    add("patch_embed.proj.bias", dim)
+    add("patch_embed.norm.weight", dim)
+    add("patch_embed.norm.bias", dim)
+    d = dim
+    for i, (depth, h) in enumerate(zip(depths, heads)):
+        for j in range(depth):
+            p = f"layers.{i}.blocks.{j}."
+            for norm in ("norm1", "norm2"):
+                add(p + norm + ".weight", d)
+                add(p + norm + ".bias", d)
+            add(p + "attn.relative_position_bias_table", (2 * window - 1) ** 2, h)
+            state["sed_model." + p + "attn.relative_position_index"] = np.zeros((window**2, window**2), "int64")
+            add(p + "attn.qkv.weight", 3 * d, d)
+            add(p + "attn.qkv.bias", 3 * d)
+            add(p + "attn.proj.weight", d, d)
+            add(p + "attn.proj.bias", d)
+            add(p + "mlp.fc1.weight", 4 * d, d)
+            add(p + "mlp.fc1.bias", 4 * d)
+            add(p + "mlp.fc2.weight", d, 4 * d)
+            add(p + "mlp.fc2.bias", d)
+            if j % 2:
+                add(p + "attn_mask", 4, window**2, window**2)
+        if i < len(depths) - 1:
+            add(f"layers.{i}.downsample.reduction.weight", 2 * d, 4 * d)
+            add(f"layers.{i}.downsample.norm.weight", 4 * d)
+            add(f"layers.{i}.downsample.norm.bias", 4 * d)
+            d *= 2
+    add("norm.weight", d)
+    add("norm.bias", d)
+    add("tscam_conv.weight", classes, d, rows_per_chunk, 3)
+    add("tscam_conv.bias", classes)
+    add("head.weight", classes, classes)
+    add("head.bias", classes)
+    return state
+
+
+def _weights(model):
+    return {v.path.split("/", 1)[1]: keras.ops.convert_to_numpy(v) for v in model.weights}
+
+
+@pytest.mark.parametrize("fmt", ["npz", "safetensors"])
+def test_official_names_load_into_every_weight(tmp_path, fmt):
+    state = htsat_state_dict()
+    model = Htsat(num_classes=CLASSES, **SIZES)
+    report = get_family("htsat").initialize(model, save(state, tmp_path, fmt))
+    w = _weights(model)
+    s = lambda name: state["sed_model." + name]  # noqa: E731
+    np.testing.assert_array_equal(w["patch_embedding/kernel"], s("patch_embed.proj.weight").transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(w["stage_1_block_1/qkv/kernel"], s("layers.1.blocks.1.attn.qkv.weight").T)
+    np.testing.assert_array_equal(w["stage_0_merging/reduction/kernel"], s("layers.0.downsample.reduction.weight").T)
+    np.testing.assert_array_equal(w["stage_0_block_0/relative_position_bias_table"],
+                                  s("layers.0.blocks.0.attn.relative_position_bias_table"))
+    np.testing.assert_array_equal(w["head/kernel"], s("tscam_conv.weight").transpose(2, 3, 1, 0))
+    np.testing.assert_array_equal(w["bn0/moving_variance"], s("bn0.running_var"))
+    np.testing.assert_array_equal(w["norm/gamma"], s("norm.weight"))
+    assert report.paths("copied") == list(w) and report.paths("resized") == []
+    unused = {key for key, _ in report.unused}
+    assert "sed_model.head.weight" in unused and "sed_model.layers.0.blocks.1.attn_mask" in unused
+    assert "sed_model.logmel_extractor.melW" in unused and "sed_model.bn0.num_batches_tracked" in unused
+    # Every tensor that is a weight of the model was used.
+    assert len(state) - len(unused) == len(w)
+
+
+def test_coarse_model_gets_the_tables_cut_to_its_windows_and_another_head(tmp_path):
+    state = htsat_state_dict(seed=1)
+    model = Htsat(num_classes=3, factor=4, **SIZES)
+    assert [b[0].window for b in model.blocks] == [(4, 8), (2, 8)]
+    report = get_family("htsat").initialize(model, save(state, tmp_path, "npz"))
+    assert sorted(report.paths("resized")) == sorted(
+        f"stage_{i}_block_{j}/relative_position_bias_table" for i in (0, 1) for j in (0, 1))
+    assert report.paths("skipped") == ["head/kernel", "head/bias"]
+    table = state["sed_model.layers.1.blocks.0.attn.relative_position_bias_table"].reshape(15, 15, 2)
+    np.testing.assert_array_equal(_weights(model)["stage_1_block_0/relative_position_bias_table"],
+                                  table[6:9, :].reshape(-1, 2))
+    with pytest.raises(ValueError, match="head"):
+        get_family("htsat").initialize(Htsat(num_classes=3, **SIZES), save(state, tmp_path, "npz"), skip_head=False)
+
+
+def test_missing_weight_is_named_and_leaves_the_model_unchanged(tmp_path):
+    state = htsat_state_dict(seed=2)
+    del state["sed_model.layers.1.blocks.0.mlp.fc2.bias"]
+    model = Htsat(num_classes=CLASSES, **SIZES)
+    before = _weights(model)
+    with pytest.raises(ValueError, match="stage_1_block_0/fc2/bias"):
+        get_family("htsat").initialize(model, save(state, tmp_path, "npz"))
+    for name, value in _weights(model).items():
+        np.testing.assert_array_equal(value, before[name])
