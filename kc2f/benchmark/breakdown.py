@@ -26,10 +26,9 @@ import time
 
 import keras
 
-from kc2f.benchmark.backend import compute_dtype, precision_scope, release, synchronize, to_device
+from kc2f.benchmark.backend import release, synchronize, to_device
 from kc2f.benchmark.errors import BenchError
-from kc2f.benchmark.peak import measure_matmul_peak
-from kc2f.benchmark.rows import new_result
+from kc2f.benchmark.rows import measure_rows
 from kc2f.benchmark.step import TrainStep, build_model, compile_model, synthetic_batch
 
 PARTS = ("fbank", "fbank_compression", "forward", "forward_backward", "step")
@@ -138,15 +137,7 @@ def breakdown_row(spec, size, method, factor):
 
 def measure_breakdown(spec, *, log=None):
     """`breakdown_row` for every configuration of `spec`; returns the result dict (`rows`)."""
-    with precision_scope(spec.precision) as precision:
-        matmul = measure_matmul_peak(compute_dtype(precision))
-        result = new_result(precision, spec.jit, matmul, mode="breakdown")
-        for size, method, factor in spec.configurations():
-            row = breakdown_row(spec, size, method, factor)
-            result["rows"].append(row)
-            if log:
-                log(format_breakdown_row(result, row))
-    return result
+    return measure_rows(spec, "breakdown", breakdown_row, format_breakdown_row, log)
 
 
 def format_breakdown_row(result, row):

@@ -22,11 +22,10 @@ import math
 import statistics
 import time
 
-from kc2f.benchmark.backend import compute_dtype, precision_scope, release
+from kc2f.benchmark.backend import release
 from kc2f.benchmark.errors import BenchError
 from kc2f.benchmark.minimal_ast import MinimalAst
-from kc2f.benchmark.peak import measure_matmul_peak
-from kc2f.benchmark.rows import new_result
+from kc2f.benchmark.rows import measure_rows
 from kc2f.benchmark.step import TrainStep, build_model, compile_model, synthetic_batch
 
 
@@ -109,15 +108,7 @@ def compare_row(spec, size, method, factor):
 
 def compare_minimal(spec, *, log=None):
     """`compare_row` for every configuration of `spec`; returns the result dict (`rows`)."""
-    with precision_scope(spec.precision) as precision:
-        matmul = measure_matmul_peak(compute_dtype(precision))
-        result = new_result(precision, spec.jit, matmul, mode="compare-minimal")
-        for size, method, factor in spec.configurations():
-            row = compare_row(spec, size, method, factor)
-            result["rows"].append(row)
-            if log:
-                log(format_compare_row(result, row))
-    return result
+    return measure_rows(spec, "compare-minimal", compare_row, format_compare_row, log)
 
 
 def format_compare_row(result, row):

@@ -4,9 +4,26 @@ import statistics
 
 import keras
 
-from kc2f.benchmark.backend import device_name, jit_label
+from kc2f.benchmark.backend import compute_dtype, device_name, jit_label, precision_scope
 from kc2f.benchmark.memory import peak_memory_bytes
-from kc2f.benchmark.peak import throughput
+from kc2f.benchmark.peak import measure_matmul_peak, throughput
+
+
+def measure_rows(spec, mode, measure_row, format_row, log=None):
+    """`measure_row(spec, size, method, factor)` for every configuration of `spec`, under its
+    precision, after measuring the matmul peak; returns the result dict (`rows`, `mode`).
+
+    `log`, if given, gets `format_row(result, row)` for each row as it is measured.
+    """
+    with precision_scope(spec.precision) as precision:
+        matmul = measure_matmul_peak(compute_dtype(precision))
+        result = new_result(precision, spec.jit, matmul, mode=mode)
+        for size, method, factor in spec.configurations():
+            row = measure_row(spec, size, method, factor)
+            result["rows"].append(row)
+            if log:
+                log(format_row(result, row))
+    return result
 
 
 def new_result(precision, jit, matmul, **extra):
