@@ -53,7 +53,7 @@ def test_sigkill_at_every_write_point_resumes_to_the_same_run(tmp_path):
     reference = tmp_path / "reference"
     done = _fit(tmp_path, reference, f"count:{points_file}")
     assert done.returncode == 0, done.stderr[-3000:]
-    points = points_file.read_text().split()
+    points = points_file.read_text().splitlines()  # a point may hold a space ("prune epoch-0001")
     kinds = {point.split("|", 1)[1] for point in points}
     # Both commits (the phase switch's and the last epoch's) and the finished run's files.
     assert {"model.npz|after", "optimizer.npz|after", "checkpoint|before", "checkpoint|after",
