@@ -6,6 +6,22 @@ from kc2f.models.flops import training_flops_per_sample
 from kc2f.weights import initialize_from, transfer_weights
 
 
+def backbone_options(config, spec, factor):
+    """The AST backbone's constructor options that a run's options and dataset fix: its front end
+    (method, factor, fbank size and normalisation) and its patches; shared by the families built on
+    the AST (`ast`, `ssast`)."""
+    return dict(
+        method=config.method,
+        factor=factor,
+        sample_rate=spec.sample_rate,
+        target_frames=spec.target_frames,
+        num_mel_bins=spec.num_mel_bins,
+        fbank_mean=config.mean,
+        fbank_std=config.std,
+        patch_size=tuple(config.patch_size),
+    )
+
+
 class AstFamily(ModelFamily):
     """`--model ast`: the Audio Spectrogram Transformer with the paper's five front-ends.
 
@@ -23,14 +39,7 @@ class AstFamily(ModelFamily):
     def build(self, config, spec, num_classes, factor):
         kwargs = dict(
             num_classes=num_classes,
-            method=config.method,
-            factor=factor,
-            sample_rate=spec.sample_rate,
-            target_frames=spec.target_frames,
-            num_mel_bins=spec.num_mel_bins,
-            fbank_mean=config.mean,
-            fbank_std=config.std,
-            patch_size=tuple(config.patch_size),
+            **backbone_options(config, spec, factor),
             patch_stride=None if config.patch_stride is None else tuple(config.patch_stride),
             num_prefix_tokens=config.num_prefix_tokens,
             mlp_ratio=config.mlp_ratio,

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from kc2f.families.ast_family import backbone_options
 from kc2f.families.model_family import ModelFamily
 from kc2f.models import PRESETS, PRETRAINING_METHODS, SsastPretrainer
 from kc2f.models.flops import pretraining_flops_per_sample
@@ -35,14 +36,7 @@ class SsastFamily(ModelFamily):
     def build(self, config, spec, num_classes, factor):
         del num_classes  # no classifier: the labels are ignored
         kwargs = dict(
-            method=config.method,
-            factor=factor,
-            sample_rate=spec.sample_rate,
-            target_frames=spec.target_frames,
-            num_mel_bins=spec.num_mel_bins,
-            fbank_mean=config.mean,
-            fbank_std=config.std,
-            patch_size=tuple(config.patch_size),
+            **backbone_options(config, spec, factor),
             hidden_dim=config.hidden_dim,
             depth=config.depth,
             num_heads=config.num_heads,
