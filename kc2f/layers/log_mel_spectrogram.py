@@ -68,7 +68,10 @@ class LogMelSpectrogram(keras.layers.Layer):
     `target_frames` the clip is zero-padded (after its reflect padding) or
     cropped so that exactly that many frames come out, whatever the input
     length; samples past each clip's `length` are zeroed first, as HTS-AT's
-    data loader zero-pads short clips.
+    data loader zero-pads short clips. Only with `target_frames` may the
+    number of samples be unknown until run time (an exported model's
+    waveform input); the output equals that of the same clip at a static
+    length.
 
     Args:
         sample_rate: sampling rate of the input, Hz.
@@ -146,11 +149,14 @@ class LogMelSpectrogram(keras.layers.Layer):
         else:
             waveform, length = inputs, None
         x = ops.cast(waveform, "float32")
-        num_samples = x.shape[1]
-        if num_samples is None:
-            raise ValueError("LogMelSpectrogram needs a static number of samples per clip.")
+        num_samples = ops.shape(x)[1]
+        static = isinstance(num_samples, int)
+        if not static and self.target_frames is None:
+            raise ValueError(
+                "LogMelSpectrogram needs a static number of samples per clip when target_frames is None."
+            )
         pad = self.fft_length // 2
-        if num_samples <= pad:
+        if static and num_samples <= pad:
             raise ValueError(
                 f"Reflect padding by {pad} samples needs clips longer than that. "
                 f"Received: samples={num_samples}"
@@ -158,17 +164,18 @@ class LogMelSpectrogram(keras.layers.Layer):
         if length is not None:
             length = ops.minimum(ops.cast(length, "int32"), num_samples)
             x = x * ops.cast(ops.arange(num_samples)[None, :] < length[:, None], "float32")
-        # Reflect padding (numpy/torch "reflect": the edge sample is not repeated).
+        # Reflect padding (numpy/torch "reflect": the edge sample is not repeated). The
+        # tail is gathered by index so that a clip length known only at run time (an
+        # exported model's input) pads exactly as a static one.
         head = ops.flip(x[:, 1 : pad + 1], axis=1)
-        tail = ops.flip(x[:, num_samples - pad - 1 : num_samples - 1], axis=1)
+        tail_index = ops.maximum(num_samples - 2 - ops.arange(pad, dtype="int32"), 0)
+        tail = ops.take(x, tail_index, axis=1)
         x = ops.concatenate([head, x, tail], axis=1)
         frames = self.num_frames(num_samples) if self.target_frames is None else self.target_frames
+        # Pad by a static amount, then slice: the frame gather below has a static shape
+        # whatever the input length.
         needed = (frames - 1) * self.hop_length + self.fft_length
-        padded = num_samples + 2 * pad
-        if needed > padded:
-            x = ops.pad(x, [[0, 0], [0, needed - padded]])
-        elif needed < padded:
-            x = x[:, :needed]
+        x = ops.pad(x, [[0, 0], [0, needed]])[:, :needed]
         index = (
             np.arange(frames)[:, None] * self.hop_length + np.arange(self.fft_length)[None, :]
         ).astype("int32")

@@ -95,6 +95,31 @@ def test_target_frames_and_length_mask():
     assert np.max(np.abs(out[1] - ref)) < TOLERANCE_DB
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="a run-time clip length is reached by the SavedModel export, traced under TensorFlow")
+@pytest.mark.parametrize("samples", [3000, 6000])
+def test_run_time_length_equals_static_length(samples):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    wave = rng.standard_normal((2, samples)).astype("float32")
+    length = np.array([samples, samples // 2], dtype="int32")
+    layer = LogMelSpectrogram(sample_rate=8000, fft_length=256, hop_length=80, num_mel_bins=16,
+                              high_freq=4000.0, target_frames=64)
+    dynamic = tf.function(
+        lambda w, n: layer({"waveform": w, "length": n}),
+        input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)],
+    )
+    out = dynamic(wave, length).numpy()
+    static = keras.ops.convert_to_numpy(layer({"waveform": wave, "length": length}))
+    assert out.shape == static.shape == (2, 64, 16)
+    np.testing.assert_allclose(out, static, atol=1e-4)
+    # 6000 samples give 76 frames, cropped to 64; 3000 give 38, the rest is zero padding.
+    ref = reference_log_mel(wave[0], 8000, 256, 80, 16, 50.0, 4000.0)
+    frames = min(64, ref.shape[0])
+    assert np.max(np.abs(out[0, :frames] - ref[:frames])) < TOLERANCE_DB
+
+
 def test_config_round_trip():
     layer = LogMelSpectrogram(sample_rate=8000, fft_length=256, hop_length=40, num_mel_bins=32,
                               high_freq=4000.0, target_frames=64)
