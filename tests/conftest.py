@@ -12,6 +12,25 @@ and generated data so that no test needs a download or `../shared`:
 
 `FSDD` is the real Free Spoken Digit Dataset of the development checkout; only
 tests about the real data's own properties use it (and skip without it).
+
+Tiers (`tools/run_tests.sh`; README, "Tests"):
+
+* default (`-m "not slow"`), under TensorFlow and JAX, on two pytest-xdist workers:
+  every behaviour, at the smallest shapes that still show it. Its budget is 8 minutes
+  per backend on a 2-core machine; `tools/run_tests.sh` prints the slowest 15 tests.
+* slow (`-m slow`), under TensorFlow only: what repeats a default-tier check at scale
+  or checks a result rather than a code path: the SIGKILL matrix over every write
+  point, the demo's accuracy and saving, whole sweeps and cross-validations, several
+  processes killed and resumed.
+
+Mark a test `slow` only when it takes more than about 30 s on 2 cores *and* the code
+path it exercises is also run by a default-tier test (say which one beside the
+marker). Anything cheaper belongs in the default tier: share a trained run through a
+module- or session-scoped fixture (see `finished` in
+tests/training/test_run_directory_safety.py, `exported` in tests/test_export.py) rather
+than training again, and copy it (`shutil.copytree`) before a test changes it.
+Session fixtures are per xdist worker, and tests must not depend on each other's order
+or share files outside their own `tmp_path`.
 """
 
 import os

@@ -48,6 +48,8 @@ def _weights(run_dir):
     return [np.asarray(keras.ops.convert_to_numpy(w)) for w in model.weights]
 
 
+@pytest.mark.slow  # ~30 processes, 5-13 min on 2 cores; the default tier's SIGKILL/resume check is
+# tests/training/test_resume.py (a kill in each phase and one inside a checkpoint write)
 def test_sigkill_at_every_write_point_resumes_to_the_same_run(tmp_path):
     points_file = tmp_path / "points.txt"
     reference = tmp_path / "reference"
