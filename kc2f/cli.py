@@ -11,6 +11,7 @@ import sys
 import click
 
 from kc2f import __version__
+from kc2f.commands.backend import missing_backend
 from kc2f.commands.output import log_function, results_stdout
 from kc2f.training.run_config import RunConfig, load_file, parse_ints
 
@@ -19,7 +20,23 @@ def _fail(error):
     raise click.ClickException(str(error)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands that never import Keras, and so run whatever backend is set or installed.
+WITHOUT_BACKEND = ("datasets", "report", "plot")
+
+
+class _Commands(click.Group):
+    """The command group; a command that loads Keras first checks that its backend is installed."""
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if name not in WITHOUT_BACKEND and not {"--help", "-h"} & set(rest):
+            message = missing_backend()
+            if message:
+                _fail(message)
+        return name, command, rest
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kc2f")
 def main():
     """Coarse-to-fine training of Audio Spectrogram Transformers (Feng et al., ICASSP 2024).

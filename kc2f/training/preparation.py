@@ -144,8 +144,13 @@ def check_resume(run, config, store, log=print, commit=True):
                 f"Run directory {run} holds {', '.join(found)} but no {run.STATE}: it is not a kc2f run "
                 "that can be resumed. Remove those files or choose another --run-dir."
             )
-        if run.has(run.CONFIG):
-            _check_same_config(run, config)  # a run killed before its first commit
+        changed = _config_changes(run, config) if run.has(run.CONFIG) else None
+        if changed and commit:
+            # A run with no committed epoch has nothing to keep: it starts again with the new
+            # options (e.g. after an option refused at its start), rather than being refused.
+            log(f"No epoch of {run} was committed; starting it again with other options ({changed}).")
+            for name in (run.CONFIG, run.LABELS):
+                run.file(name).unlink(missing_ok=True)
         uncommitted = run.checkpoints / run.checkpoint_name(1)
         if commit and uncommitted.is_dir():
             shutil.rmtree(uncommitted)
@@ -179,7 +184,9 @@ def with_run_computed(run, config):
     return config.replace(**filled) if filled else config
 
 
-def _check_same_config(run, config):
+def _config_changes(run, config):
+    """`"lr: 0.001 -> 0.002, ..."`: the options in which `config` differs from the run's `config.json`
+    (those a resume may change aside), or `None`; RunError when `config.json` cannot be read."""
     try:
         # An option added to kc2f after the run started counts as its default.
         saved = {**type(config)().to_dict(), **run.read_config()}
@@ -189,10 +196,16 @@ def _check_same_config(run, config):
     changed = {k: (saved.get(k), current.get(k)) for k in set(saved) | set(current)
                if k not in RESUME_FREE and saved.get(k) != current.get(k)
                and not (k in RUN_COMPUTED and current.get(k) is None)}
+    if not changed:
+        return None
+    return ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
+
+
+def _check_same_config(run, config):
+    changed = _config_changes(run, config)
     if changed:
-        lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))
         raise RunError(
-            f"Run directory {run} holds a run with another configuration ({lines}). "
+            f"Run directory {run} holds a run with another configuration ({changed}). "
             "Resume it with the same options, or choose another --run-dir."
         )
 

@@ -12,6 +12,7 @@ model family (`kc2f.families.get_family(model)`), not from a list here.
 """
 
 import dataclasses
+import math
 import pathlib
 
 import yaml
@@ -19,11 +20,17 @@ import yaml
 _NULL = ("null", "none")
 
 
-def _option(default, help, kind, nullable=False, choices=None):
-    """A dataclass field carrying its parse kind, nullability, choices and help text."""
+def _option(default, help, kind, nullable=False, choices=None, at_least=None, above=None, at_most=None,
+            below=None):
+    """A dataclass field carrying its parse kind, nullability, choices, bounds and help text.
+
+    `at_least`/`above` and `at_most`/`below` bound a number (closed and open);
+    every float option must also be finite.
+    """
     return dataclasses.field(
         default=default,
-        metadata={"help": help, "kind": kind, "nullable": nullable, "choices": choices},
+        metadata={"help": help, "kind": kind, "nullable": nullable, "choices": choices,
+                  "bounds": (at_least, above, at_most, below)},
     )
 
 
@@ -98,51 +105,51 @@ class RunConfig:
     method: str = _option("maxpool", "compression of the initial phases (the model family's methods)", str)
     factors: tuple = _option((1,), "descending compression factors ending in 1; (1,) is the baseline; a single "
                              "factor C > 1 trains and evaluates at C only (the paper's coarse-only rows)", "ints")
-    epochs: int = _option(None, "total epochs (None: the dataset's recipe)", int, nullable=True)
+    epochs: int = _option(None, "total epochs (None: the dataset's recipe)", int, nullable=True, at_least=1)
     phase_epochs: tuple = _option(None, "explicit epochs per phase, e.g. 3,3,14", "ints", nullable=True)
     steps_per_epoch: int = _option(None, "optimizer steps per epoch (None: one pass over the training data); "
                                    "step-based runs (kc2f pretrain) make an epoch an evaluation interval",
                                    int, nullable=True)
     initial_fraction: float = _option(None, "share of epochs for the initial phases (None: the paper's, 0.25 "
-                                      "with one initial phase, 0.30 with two: 3,3,14 of 20)", float, nullable=True)
+                                      "with one initial phase, 0.30 with two: 3,3,14 of 20)", float, nullable=True, above=0.0, below=1.0)
     switch: str = _option("fixed", "fixed: the phase lengths above (the paper); plateau | budget: adaptive, end "
                           "a coarse phase when its curve flattens / at the predicted best epoch", str,
                           choices=("fixed", "plateau", "budget"))
     switch_monitor: str = _option("metric", "plateau: watch the validation metric or the training loss", str,
                                   choices=("metric", "loss"))
-    switch_patience: int = _option(3, "plateau: epochs without improvement that end a coarse phase", int)
-    switch_min_delta: float = _option(0.0, "plateau: smallest change that counts as an improvement", float)
-    switch_min_epochs: int = _option(2, "adaptive: fewest epochs of a coarse phase", int)
+    switch_patience: int = _option(3, "plateau: epochs without improvement that end a coarse phase", int, at_least=1)
+    switch_min_delta: float = _option(0.0, "plateau: smallest change that counts as an improvement", float, at_least=0.0)
+    switch_min_epochs: int = _option(2, "adaptive: fewest epochs of a coarse phase", int, at_least=1)
     switch_max_epochs: int = _option(None, "adaptive: most epochs of a coarse phase (None: half the epochs, "
-                                     "shared by the coarse phases)", int, nullable=True)
+                                     "shared by the coarse phases)", int, nullable=True, at_least=1)
     switch_budget: float = _option(None, "budget: total training FLOPs (None: the epochs alone bound the run)",
-                                   float, nullable=True)
+                                   float, nullable=True, above=0.0)
     target: float = _option(None, "budget mode: stop the final phase at this metric", float, nullable=True)
     baseline: str = _option(None, "budget mode: stop at this baseline run's best metric", str, nullable=True)
     init: str = _option(None, "initialise from a checkpoint (.pth/.safetensors/.npz/.keras/run dir)", str,
                         nullable=True)
     preset: str = _option(None, "model size preset (the family's presets, e.g. tiny | small | base)", str,
                           nullable=True)
-    hidden_dim: int = _option(128, "token width (ignored with a preset)", int)
-    depth: int = _option(4, "transformer blocks (ignored with a preset)", int)
-    num_heads: int = _option(4, "attention heads (ignored with a preset)", int)
-    mlp_ratio: float = _option(4.0, "MLP width / token width", float)
+    hidden_dim: int = _option(128, "token width (ignored with a preset)", int, at_least=1)
+    depth: int = _option(4, "transformer blocks (ignored with a preset)", int, at_least=1)
+    num_heads: int = _option(4, "attention heads (ignored with a preset)", int, at_least=1)
+    mlp_ratio: float = _option(4.0, "MLP width / token width", float, above=0.0)
     patch_size: tuple = _option((16, 16), "full-resolution (freq, time) patch size", "ints")
     patch_stride: tuple = _option(None, "full-resolution (freq, time) patch stride (None: the patch size; "
                                   "AST's AudioSet models overlap with 10,10)", "ints", nullable=True)
-    num_prefix_tokens: int = _option(2, "cls + distillation tokens (AST: 2; ViT: 1)", int)
-    dropout_rate: float = _option(0.0, "dropout inside the transformer blocks", float)
+    num_prefix_tokens: int = _option(2, "cls + distillation tokens (AST: 2; ViT: 1)", int, at_least=0)
+    dropout_rate: float = _option(0.0, "dropout inside the transformer blocks", float, at_least=0.0, below=1.0)
     mask_share: float = _option(400 / 512, "ssast: share of the patches masked per clip at every factor "
-                                "(SSAST: 400 of 512)", float)
-    mask_cluster: int = _option(3, "ssast: side of the square mask clusters (SSAST: 3)", int)
+                                "(SSAST: 400 of 512)", float, above=0.0, below=1.0)
+    mask_cluster: int = _option(3, "ssast: side of the square mask clusters (SSAST: 3)", int, at_least=1)
     batch_size: int = _option(None, "global batch size (None: the dataset's recipe)", int, nullable=True)
-    lr: float = _option(None, "peak learning rate (None: the dataset's recipe)", float, nullable=True)
-    warmup_steps: int = _option(100, "linear warm-up steps (AST: 1000)", int)
-    decay_start_epoch: int = _option(10, "first decayed epoch of a phase", int)
-    decay_every: int = _option(5, "epochs between learning-rate decays", int)
-    decay_rate: float = _option(0.5, "learning-rate multiplier per decay", float)
+    lr: float = _option(None, "peak learning rate (None: the dataset's recipe)", float, nullable=True, above=0.0)
+    warmup_steps: int = _option(100, "linear warm-up steps (AST: 1000)", int, at_least=0)
+    decay_start_epoch: int = _option(10, "first decayed epoch of a phase", int, at_least=1)
+    decay_every: int = _option(5, "epochs between learning-rate decays", int, at_least=1)
+    decay_rate: float = _option(0.5, "learning-rate multiplier per decay", float, above=0.0)
     weight_decay: float = _option(5e-7, "Adam weight decay (AST: 5e-7); AdamW's decoupled decay (HTS-AT: 0.05)",
-                                  float)
+                                  float, at_least=0.0)
     optimizer: str = _option("adam", "adam (AST) | adamw (decoupled weight decay, e.g. HTS-AT)", str,
                              choices=("adam", "adamw"))
     lr_schedule: str = _option("warmup-step-decay", "warmup-step-decay: warm-up then x decay_rate every "
@@ -152,12 +159,12 @@ class RunConfig:
                                    "holds (e.g. 0.02,0.05,0.1*9,0.05*10,0.02*10,0.03)", str, nullable=True)
     beta_1: float = _option(0.95, "Adam beta 1 (AST: 0.95)", float)
     beta_2: float = _option(0.999, "Adam beta 2", float)
-    freqm: int = _option(None, "SpecAugment max frequency-mask width", int, nullable=True)
-    timem: int = _option(None, "SpecAugment max time-mask width at full resolution", int, nullable=True)
-    mixup: float = _option(None, "waveform mixup probability", float, nullable=True)
+    freqm: int = _option(None, "SpecAugment max frequency-mask width", int, nullable=True, at_least=0)
+    timem: int = _option(None, "SpecAugment max time-mask width at full resolution", int, nullable=True, at_least=0)
+    mixup: float = _option(None, "waveform mixup probability", float, nullable=True, at_least=0.0, at_most=1.0)
     mean: float = _option(None, "fbank normalisation mean (None: registry or `kc2f stats`)", float, nullable=True)
-    std: float = _option(None, "fbank normalisation std", float, nullable=True)
-    seed: int = _option(0, "seed of initialisation, data order and augmentation", int)
+    std: float = _option(None, "fbank normalisation std", float, nullable=True, above=0.0)
+    seed: int = _option(0, "seed of initialisation, data order and augmentation", int, at_least=0)
     on_bad_audio: str = _option("error", "error: stop before training with the list; skip: drop and count",
                                 str, choices=("error", "skip"))
     precision: str = _option("auto", "auto | float32 | mixed_bfloat16 | mixed_float16", str,
@@ -167,15 +174,15 @@ class RunConfig:
     distribute: str = _option("none", "none | data-parallel: split each global batch across all devices and hosts",
                               str, choices=("none", "data-parallel"))
     cache: bool = _option(False, "cache decoded audio in memory (small datasets)", bool)
-    max_train_examples: int = _option(None, "use only N training clips (a seeded sample)", int, nullable=True)
-    max_eval_examples: int = _option(None, "use only N evaluation clips (a seeded sample)", int, nullable=True)
+    max_train_examples: int = _option(None, "use only N training clips (a seeded sample)", int, nullable=True, at_least=1)
+    max_eval_examples: int = _option(None, "use only N evaluation clips (a seeded sample)", int, nullable=True, at_least=1)
     keep_checkpoints: int = _option(2, "newest checkpoints kept (besides the best) to fall back to", int)
     average_checkpoints: str = _option(
         None, "FIRST..LAST: the delivered model (model.keras, export) is the mean of the weights of the "
         "checkpoints of epochs FIRST to LAST (1-based, inclusive; AST's AudioSet recipes)", str, nullable=True)
     fold: int = _option(None, "ESC-50: the held-out fold 1..5 (None: fold 1)", int, nullable=True)
     clips_per_class: int = _option(None, "synthetic dataset: training clips per class (None: 100; "
-                                   "test clips are a quarter of it)", int, nullable=True)
+                                   "test clips are a quarter of it)", int, nullable=True, at_least=1)
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
@@ -322,6 +329,13 @@ def _coerce(field, value):
         )
     if meta["choices"] is not None and value not in meta["choices"]:
         raise ValueError(f"Option '{name}' must be one of {meta['choices']}. Received: {name}={value!r}")
+    if kind is float and not math.isfinite(value):
+        raise ValueError(f"Option '{name}' must be a finite number. Received: {name}={value!r}")
+    at_least, above, at_most, below = meta.get("bounds", (None,) * 4)
+    for bound, holds, words in ((at_least, lambda b: value >= b, ">="), (above, lambda b: value > b, ">"),
+                                (at_most, lambda b: value <= b, "<="), (below, lambda b: value < b, "<")):
+        if bound is not None and not holds(bound):
+            raise ValueError(f"Option '{name}' must be {words} {bound:g}. Received: {name}={value!r}")
     return value
 
 

@@ -5,6 +5,8 @@
     history.json/.csv    one row per epoch (`HISTORY_FIELDS`, then any val_* metric)
     state.json           the commit: the last epoch's history, counters, checkpoint name and checksums
     checkpoints/         model + optimizer variables and the run state of each kept epoch
+    .kc2f-run            the marker that kc2f made this directory: nothing is removed or
+                         overwritten in a directory without it (`claim`)
     .lock                the writing process's lock (pid and host)
     events.out.tfevents.*  TensorBoard event files (one per process start), in the run directory itself so
                          that `tensorboard --logdir runs/` names each run by its directory
@@ -24,6 +26,7 @@ import csv
 import json
 import os
 import pathlib
+import re
 import shutil
 
 HISTORY_FIELDS = (
@@ -97,9 +100,14 @@ class RunDirectory:
     TENSORBOARD = "tensorboard"  # where runs made before the event files moved to the run directory keep them
     EVENTS_PREFIX = "events.out.tfevents."
     LOCK = ".lock"
+    MARKER = ".kc2f-run"
     CHECKPOINT_PREFIX = "epoch-"
     # What a run killed in its first epoch leaves, besides its first checkpoint.
-    BEFORE_FIRST_COMMIT = (CONFIG, LABELS, TENSORBOARD, LOCK)
+    BEFORE_FIRST_COMMIT = (CONFIG, LABELS, TENSORBOARD, LOCK, MARKER)
+    # kc2f's own temporary names: `write_json_atomic`'s `.NAME.PID.tmp` and the model's
+    # `.model.PID.keras`; a user's `.notes.tmp` has no PID and is never matched.
+    TEMPORARY = re.compile(r"^\.[\w.-]+\.\d+\.tmp$|^\.model\.\d+\.keras$")
+    CHECKPOINT_TEMPORARY = re.compile(r"^\.tmp-epoch-\d{4}-\d+$")  # CheckpointStore.save's folder
 
     def __init__(self, path):
         self.path = pathlib.Path(path)
@@ -140,15 +148,61 @@ class RunDirectory:
         self.path.mkdir(parents=True, exist_ok=True)
         return self
 
+    def is_claimed(self):
+        """Whether kc2f made this directory: its marker, or (runs made before the marker) a
+        `state.json`, `config.json` or checkpoint folder of kc2f's own form."""
+        if (self.path / self.MARKER).is_file():
+            return True
+        for name, key in ((self.STATE, "checkpoint"), (self.CONFIG, "factors")):
+            try:
+                if key in read_json(self.path / name):
+                    return True
+            except (ValueError, TypeError):
+                pass
+        return self.checkpoints.is_dir() and any(
+            entry.is_dir() and re.fullmatch(self.CHECKPOINT_PREFIX + r"\d{4}", entry.name)
+            for entry in self.checkpoints.iterdir())
+
+    def claim(self):
+        """Makes the directory a kc2f run directory, or refuses one that holds files kc2f did not write.
+
+        A missing or completely empty directory (not even a dotfile) is created
+        and marked; a directory that `is_claimed` keeps its contents (and gets
+        the marker if it predates it). Anything else is refused before a single
+        file is written or removed.
+
+        Raises:
+            ValueError: the directory holds entries kc2f did not write (named), or
+                is not a directory.
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise ValueError(f"Run directory {self.path} is a file, not a directory. Choose another --run-dir.")
+        if self.path.is_dir() and not self.is_claimed():
+            entries = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in self.path.iterdir())
+            if entries:
+                shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+                raise ValueError(
+                    f"Run directory {self.path} holds files that kc2f did not write ({shown}): kc2f "
+                    "writes runs only into a new or empty directory. Choose another --run-dir."
+                )
+        self.create()
+        if not (self.path / self.MARKER).is_file():
+            write_json_atomic(self.path / self.MARKER, {"kc2f_run_directory": 1})
+        return self
+
     def has(self, name):
         return (self.path / name).is_file()
 
     def stale_temporaries(self):
-        """Temporary files and folders of interrupted writes (`.x.PID.tmp`, `.model.PID.keras`, `.tmp-*`)."""
-        found = list(self.path.glob(".*.tmp")) + list(self.path.glob(".model.*.keras"))
+        """Temporary files and folders of interrupted writes (`.x.PID.tmp`, `.model.PID.keras`, `.tmp-*`),
+        in a directory that `is_claimed` only: kc2f removes nothing from a directory it did not make."""
+        if not self.path.is_dir() or not self.is_claimed():
+            return []
+        found = [entry for entry in self.path.iterdir() if self.TEMPORARY.match(entry.name)]
         if self.checkpoints.is_dir():
-            found += list(self.checkpoints.glob(".tmp-*"))
-            found += list(self.checkpoints.glob("*/.*.tmp"))
+            found += [entry for entry in self.checkpoints.iterdir()
+                      if self.TEMPORARY.match(entry.name) or self.CHECKPOINT_TEMPORARY.match(entry.name)]
+            found += [path for path in self.checkpoints.glob("*/.*.tmp") if self.TEMPORARY.match(path.name)]
         return sorted(found)
 
     def remove_stale_temporaries(self):

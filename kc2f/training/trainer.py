@@ -33,6 +33,7 @@ from kc2f.training.preparation import (
 )
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
+from kc2f.training.loss_guard import LossGuard
 from kc2f.training.run_lock import RunLock
 from kc2f.training.run_state import RunState
 from kc2f.training.scalar_writer import ScalarWriter
@@ -75,7 +76,10 @@ def fit(config, run_dir=None, verbose=1, log=print):
         raise RunError(str(error)) from None
     run = RunDirectory(run_dir or default_run_dir(config))
     try:
-        run.create()
+        # Only the chief writes; a directory that holds a user's files is refused untouched.
+        run.claim() if dist.is_chief else run.create()
+    except ValueError as error:
+        raise RunError(str(error)) from None
     except OSError as error:
         raise RunError(f"Cannot create the run directory {run}: {error.strerror or error}.") from None
     # Only the chief writes the run directory; it holds the lock for the whole run.
@@ -217,6 +221,7 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
                      **({"init_report": init_report} if config.init else {})}, log=log, chief=dist.is_chief,
         split=config.selection_split,
     )
+    guard = LossGuard(run, lambda: len(state.history))
     timer = StepTimer(state)
     steps = StepRecorder(writer, steps_per_epoch, learning_rate_schedule(config, steps_per_epoch),
                          metric_name=None if spec.multilabel or family.compile_loss(False) is None
@@ -255,10 +260,10 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
                 initial_epoch=epoch,
                 epochs=schedule.phase_end(phase),
                 verbose=verbose if dist.is_chief else 0,
-                # In this order: the timer stamps the epoch's end before evaluation, the evaluator
+                # In this order: the guard stops a diverged epoch before anything of it counts, the timer stamps the epoch's end before evaluation, the evaluator
                 # measures, the switch decides, the recorder commits, then the step recorder writes
                 # the committed epoch's steps.
-                callbacks=[timer, evaluator, switch, recorder, steps],
+                callbacks=[guard, timer, evaluator, switch, recorder, steps],
                 shuffle=False,  # the pipeline orders each epoch from (seed, epoch)
             )
         model = switch.next_model or model

@@ -141,3 +141,37 @@ def test_stats_command_writes_a_config(tmp_path):
     assert stats["std"] == pytest.approx(loaded["std"]) and f"({stats['clips']} clips)" in result.output
     bad = CliRunner().invoke(main, ["stats", "--dataset", "fsdd", "--data-dir", str(tmp_path / "missing")])
     assert bad.exit_code != 0 and "missing" in bad.output
+
+
+@pytest.mark.parametrize("backend, package", [("torch", "torch"), ("jax", "jax"), ("tensorflow", "tensorflow")])
+def test_a_missing_backend_package_is_one_line_naming_what_to_install(monkeypatch, tmp_path, backend, package):
+    import importlib.util
+
+    from kc2f.commands import backend as backend_check
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(backend_check.importlib.util, "find_spec",
+                        lambda name, *a: None if name == package else real(name, *a))
+    monkeypatch.setenv("KERAS_BACKEND", backend)
+    for args in (["fit", "--run-dir", str(tmp_path / "run")], ["predict", str(tmp_path), "x.wav"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert result.output.strip().splitlines() == [
+            f"Error: KERAS_BACKEND={backend} needs the '{package}' package, which is not installed: "
+            f"{backend_check.PACKAGES[backend][1]}."]
+    assert not (tmp_path / "run").exists()
+    # Commands that need no backend, and help, still work.
+    assert CliRunner().invoke(main, ["datasets"]).exit_code == 0
+    assert CliRunner().invoke(main, ["fit", "--help"]).exit_code == 0
+
+
+def test_the_backend_is_read_as_keras_reads_it(monkeypatch, tmp_path):
+    from kc2f.commands.backend import keras_backend
+
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert keras_backend() == "tensorflow"
+    (tmp_path / "keras.json").write_text('{"backend": "jax"}')
+    assert keras_backend() == "jax"
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert keras_backend() == "torch"

@@ -144,8 +144,7 @@ def test_full_disk_stops_with_one_line_then_resumes(tmp_path, finished, monkeypa
 
 
 def test_unwritable_checkpoint_folder_fails_before_training(tmp_path, finished):
-    run = tmp_path / "run"
-    run.mkdir()
+    run = RunDirectory(tmp_path / "run").claim().path  # a kc2f run directory whose checkpoints/ is damaged
     (run / "checkpoints").write_text("not a folder")
     with pytest.raises(RunError, match=r"Cannot write to .*checkpoints"):
         fit(_config(finished / "data"), run_dir=run, verbose=0, log=lambda line: None)
