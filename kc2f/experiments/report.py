@@ -4,6 +4,7 @@ import csv
 import io
 import pathlib
 
+from kc2f.training.baseline_match import baseline_mismatch, describe
 from kc2f.training.run_config import selection_split
 from kc2f.training.run_directory import RunDirectory, write_json_atomic, write_text_atomic
 
@@ -16,8 +17,13 @@ def load_run(run_dir):
     history = run.read_history()
     config = run.read_config() if run.has(run.CONFIG) else {}
     summary = run.read_summary() or {}
+    labels = run.read_labels() if run.has(run.LABELS) else None
     return {"run_dir": str(run), "history": history, "config": config, "summary": summary,
-            "finished": run.is_finished()}
+            "labels": labels, "finished": run.is_finished()}
+
+
+def _description(run):
+    return describe(run["config"], run.get("labels"), run["summary"].get("metric"))
 
 
 def run_name(run):
@@ -132,6 +138,12 @@ def build_report(run_dirs, baseline_dir):
             "give a run trained with --factors 1."
         )
     runs = [load_run(d) for d in run_dirs]
+    for run in runs:
+        mismatch = baseline_mismatch(_description(run), _description(baseline))
+        if mismatch:
+            raise ValueError(f"--baseline {baseline_dir} does not measure what {run['run_dir']} measures "
+                             f"({mismatch}): its savings would mean nothing. Give a baseline trained on "
+                             "the same data, splits and classes.")
     splits = {selection_split(run["config"]) for run in [baseline, *runs]}
     return {
         "metric": baseline["summary"].get("metric", "metric"),

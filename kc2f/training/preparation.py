@@ -19,6 +19,7 @@ import shutil
 
 from kc2f.data import manifest, pipeline, registry
 from kc2f.data.stats import compute_stats
+from kc2f.training.baseline_match import baseline_mismatch, describe
 from kc2f.training.phase_schedule import default_initial_fraction
 from kc2f.training.run_config import selection_split
 from kc2f.training.run_directory import RunDirectory
@@ -232,9 +233,27 @@ def baseline_target(config, spec, log=print):
             f"--baseline {config.baseline} is not a baseline run (factors {list(factors)}); "
             "give a run trained with --factors 1."
         )
+    mismatch = baseline_mismatch(describe(config.to_dict()), describe(baseline_config))
+    if mismatch:
+        raise RunError(f"--baseline {config.baseline} does not measure what this run measures ({mismatch}): "
+                       "its best metric is no target here. Give a baseline trained on the same data and splits.")
     target = max(row["val_metric"] for row in history)
     log(f"Budget mode: stop the final phase at {spec.metric} >= {target:.4f} (baseline {config.baseline}).")
     return target
+
+
+def check_baseline_classes(config, labels):
+    """RunError when the `--baseline` run was trained on other classes than `labels` (this run's)."""
+    if config.baseline is None or not RunDirectory(config.baseline).has(RunDirectory.LABELS):
+        return
+    try:
+        theirs = RunDirectory(config.baseline).read_labels()
+    except ValueError as error:
+        raise RunError(f"--baseline {config.baseline}: {error}") from None
+    mismatch = baseline_mismatch(describe({}, labels), describe({}, theirs))
+    if mismatch:
+        raise RunError(f"--baseline {config.baseline} was trained on other classes than this run's data "
+                       f"({mismatch}): its best metric is no target here.")
 
 
 def averaged_checkpoints(config, schedule):

@@ -25,6 +25,7 @@ from kc2f.training.phase_switch import PhaseSwitch, build_policy, max_coarse_epo
 from kc2f.training.preparation import (
     averaged_checkpoints,
     baseline_target,
+    check_baseline_classes,
     check_resume,
     default_run_dir,
     prepare_data,
@@ -117,6 +118,8 @@ def plan_run(config):
                 f"average_checkpoints={config.average_checkpoints!r}"
             )
         averaged_checkpoints(config, schedule)
+        # A --baseline that does not fit this run is refused here, before the run directory is touched.
+        baseline_target(config, spec, log=lambda line: None)
     except ValueError as error:
         raise RunError(str(error)) from None
     return config, spec, schedule
@@ -145,6 +148,7 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
     # verbose=0 (or --quiet) draws no bars; otherwise they appear when stderr is a terminal.
     config, data = prepare_data(config, spec, log, show_progress=None if verbose and dist.is_chief else False)
     preparation_seconds = time.perf_counter() - preparation_start
+    check_baseline_classes(config, data.labels)
     if saved is None and dist.is_chief:
         run.write_config(config.to_dict())
         run.write_labels(data.labels)

@@ -30,13 +30,21 @@ def test_registered_with_its_methods_and_presets():
     assert family_of(Htsat(num_classes=2, target_frames=128, embed_dim=8, depths=(1,), num_heads=(1,))) is family
 
 
-def test_fit_coarse_to_fine_in_process(tmp_path, synthetic_dir):
+@pytest.fixture(scope="module")
+def htsat_run(tmp_path_factory, synthetic_dir):
+    """A finished tiny HTS-AT fshift 4->1 run on the synthetic set: (run dir, config, summary, log lines)."""
     lines = []
     config = RunConfig(model="htsat", method="fshift", dataset="synthetic", data_dir=str(synthetic_dir),
                        factors=(4, 1), phase_epochs=(1, 1), batch_size=8, max_train_examples=16,
                        max_eval_examples=8, hidden_dim=8, depth=2, num_heads=1, warmup_steps=1)
-    summary = fit(config, run_dir=tmp_path / "run", verbose=0, log=lines.append)
-    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    run_dir = tmp_path_factory.mktemp("htsat") / "run"
+    summary = fit(config, run_dir=run_dir, verbose=0, log=lines.append)
+    return run_dir, config, summary, lines
+
+
+def test_fit_coarse_to_fine_in_process(htsat_run):
+    run_dir, config, summary, lines = htsat_run
+    history = json.loads((run_dir / "history.json").read_text())
     # 128 frames x 64 mel, 4 chunks: 64 x 8 tokens at C = 1, 16 x 8 at C = 4.
     assert [(row["factor"], row["tokens"]) for row in history] == [(4, 128), (1, 512)]
     coarse = get_family("htsat").build(config.replace(freqm=8, timem=24), _spec(), 8, 4)
@@ -44,10 +52,56 @@ def test_fit_coarse_to_fine_in_process(tmp_path, synthetic_dir):
     assert history[1]["epoch_flops"] > 3 * history[0]["epoch_flops"]
     assert any("C=4 -> C=1" in line for line in lines)
     assert summary["model"] == "htsat"
-    classifier = kc2f.load(str(tmp_path / "run"))
+    classifier = kc2f.load(str(run_dir))
     wave = np.random.default_rng(0).standard_normal(20480).astype("float32") * 0.1
     result = classifier.predict(wave, sample_rate=16000)
     assert result["scores"].shape == (8,) and np.all(np.isfinite(result["scores"]))
+
+
+SERVE = """
+import sys, numpy as np, tensorflow as tf
+serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+waves = np.load(sys.argv[2])
+out = serve(waveform=tf.constant(waves), sample_rate=tf.constant(16000))
+np.savez(sys.argv[3], scores=out["scores"].numpy(), kc2f_imported="kc2f" in sys.modules)
+"""
+
+
+def test_export_serves_in_plain_tensorflow_as_kc2f_load_and_predict_score(htsat_run, tmp_path, synthetic_dir):
+    from click.testing import CliRunner
+
+    from kc2f.cli import main
+    from kc2f.export import export_run
+
+    run_dir = htsat_run[0]
+    out_dir = export_run(run_dir, tmp_path / "export")["out_dir"]
+    # Two clips of the synthetic set (16 kHz, 1.28 s) and one 3 s clip scored in windows.
+    wavs = sorted(synthetic_dir.rglob("*.wav"))[:2]
+    classifier = kc2f.load(str(run_dir))
+    rng = np.random.default_rng(3)
+    waves = np.stack([rng.standard_normal(48000).astype("float32") * 0.1,
+                      rng.standard_normal(48000).astype("float32") * 0.3])
+    np.save(tmp_path / "waves.npy", waves)
+    (tmp_path / "serve.py").write_text(SERVE)
+    served = subprocess.run([sys.executable, str(tmp_path / "serve.py"), str(out_dir), str(tmp_path / "waves.npy"),
+                             str(tmp_path / "out.npz")], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert served.returncode == 0, served.stderr[-3000:]
+    served = np.load(tmp_path / "out.npz")
+    assert not served["kc2f_imported"]
+    for row, wave in zip(served["scores"], waves):
+        np.testing.assert_allclose(row, classifier.predict(wave, sample_rate=16000)["scores"], atol=1e-5)
+    # `kc2f predict` on the run directory and on the export: the same scores per file.
+    outputs = []
+    for model in (run_dir, out_dir):
+        result = CliRunner().invoke(main, ["predict", str(model), *map(str, wavs), "--json", "--top-k", "8"])
+        assert result.exit_code == 0, result.output
+        outputs.append(json.loads(result.stdout))
+    for by_run, by_export, wav in zip(*outputs, wavs):
+        assert by_run["file"] == by_export["file"] == str(wav)
+        run_scores = {entry["label"]: entry["score"] for entry in by_run["top"]}
+        export_scores = {entry["label"]: entry["score"] for entry in by_export["top"]}
+        assert run_scores.keys() == export_scores.keys() and len(run_scores) == 8
+        np.testing.assert_allclose([export_scores[k] for k in run_scores], list(run_scores.values()), atol=1e-5)
 
 
 def _spec():
