@@ -73,6 +73,12 @@ class AudioClassifier:
             ValueError: a waveform without `sample_rate`, an array that is not
                 1-D or 2-D, or a bad option (the message names it).
         """
+        if isinstance(inputs, np.ndarray) and inputs.ndim == 2 and inputs.shape[1] <= 8 < inputs.shape[0]:
+            # (samples, channels) read as one clip a row would be thousands of clips of a few samples.
+            raise ValueError(
+                f"A 2-D waveform array is one clip a row, (clips, samples); this one looks like (samples, "
+                f"channels): mix it down first, e.g. x.mean(axis=1). Received: shape={inputs.shape}"
+            )
         single = isinstance(inputs, (str, os.PathLike)) or (isinstance(inputs, np.ndarray) and inputs.ndim == 1)
         if single:
             inputs = [inputs]
@@ -83,7 +89,8 @@ class AudioClassifier:
                 )
             inputs = list(inputs)
         results = predict_waveforms(
-            self.predictor, audio_items(list(inputs), self.sample_rate, sample_rate), window=window, hop=hop, aggregate=aggregate,
+            self.predictor, audio_items(list(inputs), self.sample_rate, sample_rate, self.predictor.min_samples),
+            window=window, hop=hop, aggregate=aggregate,
             top_k=top_k, per_window=per_window, batch_size=batch_size,
         )
         for result in results:

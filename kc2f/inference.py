@@ -335,20 +335,50 @@ def predict_files(model_ref, files, window=None, hop=None, aggregate="mean", top
                              on_result=on_result)
 
 
-def audio_items(inputs, rate, sample_rate=None):
+def as_waveform(item, index):
+    """One waveform of the Python API as mono float32 in [-1, 1], or ValueError naming `inputs[index]`.
+
+    The input contract (README, "Python API"): a 1-D array of finite samples;
+    float arrays are taken as they are, integer PCM (`int8`/`int16`/`int32`,
+    unsigned 8-bit) is scaled by its type's range as files are; anything else
+    (bool, complex, strings, more dimensions) is refused.
+    """
+    array = np.asarray(item)
+    if array.dtype.kind == "u":
+        half = (np.iinfo(array.dtype).max + 1) / 2.0
+        array = (array.astype(np.float64) - half) / half
+    elif array.dtype.kind == "i":
+        array = array.astype(np.float64) / -float(np.iinfo(array.dtype).min)
+    elif array.dtype.kind != "f":
+        raise ValueError(f"Each waveform must hold float samples or integer PCM. Received: inputs[{index}] "
+                         f"of dtype {array.dtype}")
+    if array.ndim != 1:
+        raise ValueError(
+            f"Each waveform must be 1-D (mono). Received: inputs[{index}] with shape {array.shape}"
+        )
+    waveform = array.astype(np.float32)
+    if not np.all(np.isfinite(waveform)):
+        bad = int(np.sum(~np.isfinite(waveform)))
+        raise ValueError(f"inputs[{index}] holds {bad} NaN or infinite samples: there is nothing to score.")
+    return waveform
+
+
+def audio_items(inputs, rate, sample_rate=None, min_samples=1):
     """`(name, mono float32 waveform at rate)` per input, lazily; an unreadable file gives its error.
 
     Args:
-        inputs: file paths and 1-D waveforms, in any mix.
+        inputs: file paths and 1-D waveforms (`as_waveform`'s contract), in any mix.
         rate: the model's rate, Hz.
         sample_rate: rate of the waveforms (files are decoded at their own).
+        min_samples: fewest samples a waveform must have at `rate` (one fbank frame).
 
     Yields:
         `(name, waveform or kc2f.data.audio.AudioError)`; a waveform's name is
         `"waveform[i]"`, `i` its index in `inputs`.
 
     Raises:
-        ValueError: a waveform that is not 1-D, or no `sample_rate` for one.
+        ValueError: a waveform that breaks the contract (`as_waveform`), is shorter
+            than `min_samples`, or comes without `sample_rate`.
     """
     # Deferred: decoding and resampling import TensorFlow (seconds), which option errors need not wait for.
     from kc2f.data.audio import AudioError, load_audio, resample
@@ -365,13 +395,15 @@ def audio_items(inputs, rate, sample_rate=None):
         if sample_rate is None:
             raise ValueError(f"sample_rate is required to predict waveforms (inputs[{index}] is one). "
                              "Received: sample_rate=None")
-        waveform = np.asarray(item, np.float32)
-        if waveform.ndim != 1:
-            raise ValueError(
-                f"Each waveform must be 1-D (mono). Received: inputs[{index}] with shape {waveform.shape}"
-            )
-        if int(sample_rate) != rate:
+        waveform = as_waveform(item, index)
+        if waveform.size and int(sample_rate) != rate:
             waveform = np.asarray(resample(waveform, int(sample_rate), rate))
+        if waveform.size < min_samples:
+            raise ValueError(
+                f"inputs[{index}] has {waveform.size} samples at {rate} Hz, fewer than one fbank frame "
+                f"({min_samples} samples): there is nothing to score. A (samples, channels) array is not "
+                "one clip a row: mix it down first, e.g. x.mean(axis=1)."
+            )
         yield f"waveform[{index}]", waveform
 
 

@@ -97,3 +97,33 @@ def test_fit_mirrors_the_command_line(synthetic_dir, tmp_path):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["hidden_dim"] == 16 and config["method"] == "maxpool"
     assert kc2f.load(tmp_path / "run").predictor.kind == "run"
+
+
+def test_waveform_input_contract(setup):
+    """Integer PCM is scaled like a file's samples; what cannot be one mono clip is refused, naming it."""
+    run_dir, files = setup
+    classifier = kc2f.load(str(run_dir))
+    pcm, rate = _pcm(files[2])
+    as_float = classifier.predict(pcm.astype("float32"), sample_rate=rate)
+    as_int16 = classifier.predict(np.round(pcm * 32768).astype("int16"), sample_rate=rate)
+    np.testing.assert_allclose(as_int16["scores"], as_float["scores"], atol=1e-6)
+    as_uint8 = classifier.predict(np.clip(np.round(pcm * 128 + 128), 0, 255).astype("uint8"), sample_rate=rate)
+    np.testing.assert_allclose(as_uint8["scores"], as_float["scores"], atol=0.05)  # 8-bit quantisation
+    stereo = np.stack([pcm, pcm], axis=1).astype("float32")
+    frame = classifier.predictor.min_samples
+    cases = [
+        (stereo, r"looks like \(samples, channels\).*x\.mean\(axis=1\).*shape=\((\d+), 2\)"),
+        (np.zeros(0, "float32"), r"inputs\[0\] has 0 samples .* fewer than one fbank frame"),
+        (np.zeros(1, "float32"), r"inputs\[0\] has 1 samples"),
+        ([pcm.astype("float32"), np.zeros(frame - 1, "float32")], rf"inputs\[1\] has {frame - 1} samples"),
+        (np.array([0.1, np.nan] * 4000, "float32"), r"inputs\[0\] holds 4000 NaN or infinite samples"),
+        ([pcm.astype("float32"), np.full(8000, np.inf)], r"inputs\[1\] holds 8000 NaN"),
+        (np.ones(8000, bool), r"float samples or integer PCM. Received: inputs\[0\] of dtype bool"),
+        ([np.ones(8000, complex)], r"dtype complex128"),
+        ([np.zeros((2, 8000), "float32")], r"must be 1-D \(mono\). Received: inputs\[0\] with shape \(2, 8000\)"),
+    ]
+    for inputs, match in cases:
+        with pytest.raises(ValueError, match=match):
+            classifier.predict(inputs, sample_rate=rate)
+    # The shortest clip the contract takes is scored.
+    assert classifier.predict(pcm[:frame].astype("float32"), sample_rate=rate)["windows"] == 1
