@@ -37,6 +37,14 @@ Signatures:
   rate (`length` valid samples, the rest ignored as in training); `kc2f predict`
   does its own windowing with it.
 
+Input contract, checked in the graph (an `InvalidArgumentError` saying what is
+wrong; the signatures declare no shape because a SavedModel signature does not
+enforce one): `waveform` is rank 2, `[batch, samples]` (a `[batch, samples,
+channels]` array must be mixed down first), holds only finite
+samples; `length` has one value per row, none beyond `samples`; for the first
+two signatures every clip holds at least one fbank frame (25 ms) at
+`sample_rate`, for `serving_with_length` none is negative.
+
 The first two return `scores` float32 `(batch, classes)` (mean of the window
 scores: softmax for a single-label dataset, sigmoid for a multi-label one),
 `logits` `(batch, classes)` (mean of the window logits), `label` string
@@ -546,22 +554,57 @@ def write_saved_model(model, path, labels, metadata, assets=()):
             "windows": windows,
         }
 
-    waveform = tf.TensorSpec([None, None], tf.float32, name="waveform")
+    frame_ms = float(metadata["frame_length_ms"])
+
+    def checked(waveform, length, sample_rate=None):
+        """The input contract (module docstring), enforced before any op can fail obscurely;
+        without `sample_rate` (`serving_with_length`, scored as in training) a clip may be empty."""
+        # The signatures declare no rank: a SavedModel signature does not check the rank it
+        # declares, and a graph traced for rank 2 fails on a 1-D tensor with an obscure slice
+        # error. EnsureShape checks it at run time, naming the input ("Shape of tensor waveform
+        # [8000] is not compatible with expected shape [?,?]"); an Assert before it would not
+        # be guaranteed to run first.
+        waveform = tf.ensure_shape(waveform, [None, None])
+        if length is not None:
+            length = tf.ensure_shape(length, [None])
+        checks = []
+        with tf.control_dependencies(checks):
+            samples = tf.shape(waveform)[1]
+            checks.append(tf.debugging.assert_all_finite(waveform, "waveform holds NaN or infinite samples"))
+            if length is None:
+                length = tf.fill(tf.shape(waveform)[:1], samples)
+            checks.append(tf.debugging.assert_equal(tf.shape(length), tf.shape(waveform)[:1], message=(
+                "length must hold one value per clip of waveform")))
+            checks.append(tf.debugging.assert_less_equal(length, samples, message=(
+                "length must not exceed the samples of a row")))
+            if sample_rate is None:
+                checks.append(tf.debugging.assert_non_negative(length, message="length must not be negative"))
+            else:
+                # One fbank frame at the clip's own rate is the shortest clip that can be scored.
+                frame = tf.cast(tf.math.ceil(frame_ms * tf.cast(sample_rate, tf.float32) / 1000.0), tf.int32)
+                checks.append(tf.debugging.assert_greater_equal(length, frame, message=(
+                    f"every clip needs at least one fbank frame ({frame_ms:g} ms) of samples")))
+        with tf.control_dependencies(checks):
+            return tf.identity(waveform), tf.identity(length)
+
+    waveform = tf.TensorSpec(None, tf.float32, name="waveform")  # [batch, samples], checked in `checked`
     sample_rate = tf.TensorSpec([], tf.int32, name="sample_rate")
-    length = tf.TensorSpec([None], tf.int32, name="length")
+    length = tf.TensorSpec(None, tf.int32, name="length")  # [batch]
 
     # autograph=False: the model's Python branches depend on static settings only.
     @tf.function(input_signature=[waveform, sample_rate], autograph=False)
     def serve(waveform, sample_rate):
-        full = tf.fill(tf.shape(waveform)[:1], tf.shape(waveform)[1])
+        waveform, full = checked(waveform, None, sample_rate)
         return windowed(waveform, sample_rate, full)
 
     @tf.function(input_signature=[waveform, sample_rate, length], autograph=False)
     def serve_padded(waveform, sample_rate, length):
-        return windowed(waveform, sample_rate, tf.minimum(length, tf.shape(waveform)[1]))
+        waveform, length = checked(waveform, length, sample_rate)
+        return windowed(waveform, sample_rate, length)
 
     @tf.function(input_signature=[waveform, length], autograph=False)
     def serve_with_length(waveform, length):
+        waveform, length = checked(waveform, length)
         scores, logits = window_outputs(waveform, length)
         return {"scores": scores, "logits": logits}
 

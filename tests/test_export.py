@@ -149,7 +149,10 @@ def test_saved_model_serves_windows_at_any_rate_in_plain_tensorflow(exported, tm
     assert not served["kc2f_imported"]
     labels_txt = str(served["labels_asset"]).splitlines()
     assert labels_txt == DIGITS
-    assert "sample_rate" in str(served["signature"]) and "shape=(None, None)" in str(served["signature"])
+    # The rank is checked in the graph (test_saved_model_refuses_inputs_outside_its_contract_saying_why):
+    # a SavedModel signature does not enforce a declared one.
+    assert "sample_rate" in str(served["signature"]) and "'waveform': TensorSpec(shape=<unknown>" in str(
+        served["signature"])
 
     # The long 16 kHz clip: the same windows and top label per window as `kc2f predict`.
     [predicted] = predict_files(run_dir, [long_16k], per_window=True, top_k=10)
@@ -277,3 +280,69 @@ def test_label_count_mismatch_is_a_clear_error(exported, tmp_path):
         export_run(bad, tmp_path / "o")
     assert not (tmp_path / "o").exists()
 
+
+
+BAD_INPUTS_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(sys.argv[1])
+    serve, padded, with_length = (loaded.signatures[name] for name in
+                                  ("serving_default", "serving_padded", "serving_with_length"))
+    wave = np.full((2, 8000), 0.1, np.float32)
+    cases = {
+        "1-D": lambda: serve(waveform=tf.constant(wave[0]), sample_rate=tf.constant(8000)),
+        "3-D": lambda: serve(waveform=tf.constant(wave[:, :, None]), sample_rate=tf.constant(8000)),
+        "NaN": lambda: serve(waveform=tf.constant(np.where(np.arange(8000) == 5, np.nan, wave)),
+                             sample_rate=tf.constant(8000)),
+        "empty": lambda: serve(waveform=tf.zeros([1, 0]), sample_rate=tf.constant(8000)),
+        "one sample": lambda: serve(waveform=tf.zeros([1, 1]), sample_rate=tf.constant(8000)),
+        "length 0": lambda: padded(waveform=tf.constant(wave), sample_rate=tf.constant(8000),
+                                   length=tf.constant([8000, 0])),
+        "length negative": lambda: padded(waveform=tf.constant(wave), sample_rate=tf.constant(8000),
+                                          length=tf.constant([8000, -5])),
+        "length beyond": lambda: padded(waveform=tf.constant(wave), sample_rate=tf.constant(8000),
+                                        length=tf.constant([8000, 9000])),
+        "length count": lambda: padded(waveform=tf.constant(wave), sample_rate=tf.constant(8000),
+                                       length=tf.constant([8000])),
+        "with_length negative": lambda: with_length(waveform=tf.constant(wave), length=tf.constant([8000, -1])),
+        "with_length 1-D": lambda: with_length(waveform=tf.constant(wave[0]), length=tf.constant([8000])),
+    }
+    messages = {}
+    for name, call in cases.items():
+        try:
+            call()
+            messages[name] = "accepted"
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
+            messages[name] = type(error).__name__ + ": " + str(getattr(error, "message", error))
+    # The edges of the contract are still served: one frame of samples, a zero-length row as in training.
+    frame = int(np.ceil(25 * 8000 / 1000))
+    messages["one frame"] = float(serve(waveform=tf.zeros([1, frame]), sample_rate=tf.constant(8000))["scores"].numpy().sum())
+    messages["with_length 0"] = float(with_length(waveform=tf.constant(wave), length=tf.constant([8000, 0]))["scores"].numpy().sum())
+    print(json.dumps(messages))
+    """
+)
+
+
+def test_saved_model_refuses_inputs_outside_its_contract_saying_why(exported, tmp_path):
+    _, out_dir, _ = exported
+    script = tmp_path / "bad.py"
+    script.write_text(BAD_INPUTS_SCRIPT)
+    process = subprocess.run([sys.executable, str(script), str(out_dir)], capture_output=True, text=True,
+                             cwd=tmp_path, timeout=600)
+    assert process.returncode == 0, process.stderr[-3000:]
+    messages = json.loads(process.stdout.strip().splitlines()[-1])
+    expected = {
+        "1-D": "Shape of tensor waveform [8000] is not compatible with expected shape [?,?]",
+        "3-D": "Shape of tensor waveform [2,8000,1] is not compatible", "NaN": "NaN or infinite",
+        "empty": "at least one fbank frame", "one sample": "at least one fbank frame",
+        "length 0": "at least one fbank frame", "length negative": "at least one fbank frame",
+        "length beyond": "must not exceed the samples", "length count": "one value per clip",
+        "with_length negative": "must not be negative", "with_length 1-D": "Shape of tensor waveform [8000]",
+    }
+    for case, words in expected.items():
+        assert messages[case] != "accepted" and words in messages[case], (case, messages[case])
+    assert messages["one frame"] == pytest.approx(1.0, abs=1e-5)  # softmax scores of one clip
+    assert messages["with_length 0"] == pytest.approx(2.0, abs=1e-5)
