@@ -13,7 +13,7 @@ and generated data so that no test needs a download or `../shared`:
 `FSDD` is the real Free Spoken Digit Dataset of the development checkout; only
 tests about the real data's own properties use it (and skip without it).
 
-Tiers (`tools/run_tests.sh`; README, "Tests"):
+Tiers (`tools/run_tests.sh`; README, "Set-up on a fresh machine"):
 
 * default (`-m "not slow"`), under TensorFlow and JAX, on two pytest-xdist workers:
   every behaviour, at the smallest shapes that still show it. Its budget is 8 minutes

@@ -18,6 +18,7 @@ from kc2f.training.compilation_cache import enable_compilation_cache
 from kc2f.training.distribution import Distribution
 from kc2f.training.epoch_evaluator import EpochEvaluator, predict_scores
 from kc2f.training.epoch_recorder import EpochRecorder
+from kc2f.training.loss_guard import LossGuard
 from kc2f.training.metrics import compute_metrics
 from kc2f.training.phase_optimizer import TRAIN_METRIC, compile_phase, learning_rate_schedule
 from kc2f.training.phase_schedule import adaptive_schedule, build_schedule
@@ -34,7 +35,6 @@ from kc2f.training.preparation import (
 )
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
-from kc2f.training.loss_guard import LossGuard
 from kc2f.training.run_lock import RunLock
 from kc2f.training.run_state import RunState
 from kc2f.training.scalar_writer import ScalarWriter
@@ -78,7 +78,10 @@ def fit(config, run_dir=None, verbose=1, log=print):
     run = RunDirectory(run_dir or default_run_dir(config))
     try:
         # Only the chief writes; a directory that holds a user's files is refused untouched.
-        run.claim() if dist.is_chief else run.create()
+        if dist.is_chief:
+            run.claim()
+        else:
+            run.create()
     except ValueError as error:
         raise RunError(str(error)) from None
     except OSError as error:

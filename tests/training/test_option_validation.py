@@ -85,3 +85,27 @@ def test_a_non_finite_epoch_loss_stops_the_run_naming_what_is_kept(tmp_path, los
         guard.on_epoch_end(2, {"loss": loss})
     with pytest.raises(RunError, match="no epoch was committed"):
         LossGuard(tmp_path, committed=lambda: 0).on_epoch_end(0, {"loss": loss})
+
+
+def test_a_diverged_epoch_stops_the_run_and_the_last_good_epoch_stays_committed(tmp_path, synthetic_dir,
+                                                                                monkeypatch):
+    import numpy as np
+
+    from kc2f.training.trainer import fit
+
+    def poison_second_epoch(self, epoch, logs=None):
+        if epoch == 1:  # weights turned NaN: every loss of epoch 2 is NaN, as after a divergence
+            weight = self.model.trainable_weights[0]
+            weight.assign(np.full(weight.shape, np.nan, "float32"))
+
+    monkeypatch.setattr(LossGuard, "on_epoch_begin", poison_second_epoch, raising=False)
+    config = RunConfig(dataset="synthetic", data_dir=str(synthetic_dir), factors=(1,), epochs=2, batch_size=4,
+                       max_train_examples=8, max_eval_examples=4, hidden_dim=16, depth=1, num_heads=1,
+                       warmup_steps=1, jit="off")
+    run = RunDirectory(tmp_path / "run")
+    with pytest.raises(RunError, match=r"Training loss became nan in epoch 2 .* keeps epoch 1"):
+        fit(config, run_dir=run.path, verbose=0, log=lambda line: None)
+    state = run.read_state()
+    assert [row["epoch"] for row in state["history"]] == [1] and state["checkpoint"] == "epoch-0001"
+    assert all(np.isfinite(row["loss"]) for row in state["history"])
+    assert not (run.checkpoints / "epoch-0002").exists() and not run.has(run.SUMMARY)
