@@ -567,23 +567,22 @@ def write_saved_model(model, path, labels, metadata, assets=()):
         waveform = tf.ensure_shape(waveform, [None, None])
         if length is not None:
             length = tf.ensure_shape(length, [None])
-        checks = []
-        with tf.control_dependencies(checks):
-            samples = tf.shape(waveform)[1]
-            checks.append(tf.debugging.assert_all_finite(waveform, "waveform holds NaN or infinite samples"))
-            if length is None:
-                length = tf.fill(tf.shape(waveform)[:1], samples)
-            checks.append(tf.debugging.assert_equal(tf.shape(length), tf.shape(waveform)[:1], message=(
-                "length must hold one value per clip of waveform")))
-            checks.append(tf.debugging.assert_less_equal(length, samples, message=(
-                "length must not exceed the samples of a row")))
-            if sample_rate is None:
-                checks.append(tf.debugging.assert_non_negative(length, message="length must not be negative"))
-            else:
-                # One fbank frame at the clip's own rate is the shortest clip that can be scored.
-                frame = tf.cast(tf.math.ceil(frame_ms * tf.cast(sample_rate, tf.float32) / 1000.0), tf.int32)
-                checks.append(tf.debugging.assert_greater_equal(length, frame, message=(
-                    f"every clip needs at least one fbank frame ({frame_ms:g} ms) of samples")))
+        samples = tf.shape(waveform)[1]
+        if length is None:
+            length = tf.fill(tf.shape(waveform)[:1], samples)
+        checks = [
+            tf.debugging.assert_all_finite(waveform, "waveform holds NaN or infinite samples"),
+            tf.debugging.assert_equal(tf.shape(length), tf.shape(waveform)[:1], message=(
+                "length must hold one value per clip of waveform")),
+            tf.debugging.assert_less_equal(length, samples, message="length must not exceed the samples of a row"),
+        ]
+        if sample_rate is None:
+            checks.append(tf.debugging.assert_non_negative(length, message="length must not be negative"))
+        else:
+            # One fbank frame at the clip's own rate is the shortest clip that can be scored.
+            frame = tf.cast(tf.math.ceil(frame_ms * tf.cast(sample_rate, tf.float32) / 1000.0), tf.int32)
+            checks.append(tf.debugging.assert_greater_equal(length, frame, message=(
+                f"every clip needs at least one fbank frame ({frame_ms:g} ms) of samples")))
         with tf.control_dependencies(checks):
             return tf.identity(waveform), tf.identity(length)
 

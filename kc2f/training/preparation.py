@@ -211,8 +211,12 @@ def _check_same_config(run, config):
         )
 
 
-def baseline_target(config, spec, log=print):
-    """The metric that ends the final phase: `--target`, or the `--baseline` run's best."""
+def baseline_target(config):
+    """The metric that ends the final phase: `--target`, or the `--baseline` run's best (`None`: neither).
+
+    Raises:
+        RunError: the baseline cannot be read, is not a baseline run, or measures something else.
+    """
     if config.baseline is None:
         return config.target
     baseline = RunDirectory(config.baseline)
@@ -237,17 +241,16 @@ def baseline_target(config, spec, log=print):
     if mismatch:
         raise RunError(f"--baseline {config.baseline} does not measure what this run measures ({mismatch}): "
                        "its best metric is no target here. Give a baseline trained on the same data and splits.")
-    target = max(row["val_metric"] for row in history)
-    log(f"Budget mode: stop the final phase at {spec.metric} >= {target:.4f} (baseline {config.baseline}).")
-    return target
+    return max(row["val_metric"] for row in history)
 
 
 def check_baseline_classes(config, labels):
     """RunError when the `--baseline` run was trained on other classes than `labels` (this run's)."""
-    if config.baseline is None or not RunDirectory(config.baseline).has(RunDirectory.LABELS):
+    baseline = RunDirectory(config.baseline) if config.baseline is not None else None
+    if baseline is None or not baseline.has(baseline.LABELS):
         return
     try:
-        theirs = RunDirectory(config.baseline).read_labels()
+        theirs = baseline.read_labels()
     except ValueError as error:
         raise RunError(f"--baseline {config.baseline}: {error}") from None
     mismatch = baseline_mismatch(describe({}, labels), describe({}, theirs))

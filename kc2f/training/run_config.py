@@ -109,16 +109,18 @@ class RunConfig:
     phase_epochs: tuple = _option(None, "explicit epochs per phase, e.g. 3,3,14", "ints", nullable=True)
     steps_per_epoch: int = _option(None, "optimizer steps per epoch (None: one pass over the training data); "
                                    "step-based runs (kc2f pretrain) make an epoch an evaluation interval",
-                                   int, nullable=True)
+                                   int, nullable=True, at_least=1)
     initial_fraction: float = _option(None, "share of epochs for the initial phases (None: the paper's, 0.25 "
-                                      "with one initial phase, 0.30 with two: 3,3,14 of 20)", float, nullable=True, above=0.0, below=1.0)
+                                      "with one initial phase, 0.30 with two: 3,3,14 of 20)", float,
+                                      nullable=True, above=0.0, below=1.0)
     switch: str = _option("fixed", "fixed: the phase lengths above (the paper); plateau | budget: adaptive, end "
                           "a coarse phase when its curve flattens / at the predicted best epoch", str,
                           choices=("fixed", "plateau", "budget"))
     switch_monitor: str = _option("metric", "plateau: watch the validation metric or the training loss", str,
                                   choices=("metric", "loss"))
     switch_patience: int = _option(3, "plateau: epochs without improvement that end a coarse phase", int, at_least=1)
-    switch_min_delta: float = _option(0.0, "plateau: smallest change that counts as an improvement", float, at_least=0.0)
+    switch_min_delta: float = _option(0.0, "plateau: smallest change that counts as an improvement", float,
+                                      at_least=0.0)
     switch_min_epochs: int = _option(2, "adaptive: fewest epochs of a coarse phase", int, at_least=1)
     switch_max_epochs: int = _option(None, "adaptive: most epochs of a coarse phase (None: half the epochs, "
                                      "shared by the coarse phases)", int, nullable=True, at_least=1)
@@ -142,7 +144,8 @@ class RunConfig:
     mask_share: float = _option(400 / 512, "ssast: share of the patches masked per clip at every factor "
                                 "(SSAST: 400 of 512)", float, above=0.0, below=1.0)
     mask_cluster: int = _option(3, "ssast: side of the square mask clusters (SSAST: 3)", int, at_least=1)
-    batch_size: int = _option(None, "global batch size (None: the dataset's recipe)", int, nullable=True)
+    batch_size: int = _option(None, "global batch size (None: the dataset's recipe)", int, nullable=True,
+                              at_least=1)
     lr: float = _option(None, "peak learning rate (None: the dataset's recipe)", float, nullable=True, above=0.0)
     warmup_steps: int = _option(100, "linear warm-up steps (AST: 1000)", int, at_least=0)
     decay_start_epoch: int = _option(10, "first decayed epoch of a phase", int, at_least=1)
@@ -174,9 +177,12 @@ class RunConfig:
     distribute: str = _option("none", "none | data-parallel: split each global batch across all devices and hosts",
                               str, choices=("none", "data-parallel"))
     cache: bool = _option(False, "cache decoded audio in memory (small datasets)", bool)
-    max_train_examples: int = _option(None, "use only N training clips (a seeded sample)", int, nullable=True, at_least=1)
-    max_eval_examples: int = _option(None, "use only N evaluation clips (a seeded sample)", int, nullable=True, at_least=1)
-    keep_checkpoints: int = _option(2, "newest checkpoints kept (besides the best) to fall back to", int)
+    max_train_examples: int = _option(None, "use only N training clips (a seeded sample)", int,
+                                      nullable=True, at_least=1)
+    max_eval_examples: int = _option(None, "use only N evaluation clips (a seeded sample)", int,
+                                     nullable=True, at_least=1)
+    keep_checkpoints: int = _option(2, "newest checkpoints kept (besides the best) to fall back to", int,
+                                    at_least=1)
     average_checkpoints: str = _option(
         None, "FIRST..LAST: the delivered model (model.keras, export) is the mean of the weights of the "
         "checkpoints of epochs FIRST to LAST (1-based, inclusive; AST's AudioSet recipes)", str, nullable=True)
@@ -207,8 +213,6 @@ class RunConfig:
                 f"Option 'preset' must be one of {tuple(sorted(family.presets))} for model "
                 f"'{self.model}'. Received: preset={self.preset!r}"
             )
-        if self.keep_checkpoints < 1:
-            raise ValueError(f"Option 'keep_checkpoints' must be >= 1. Received: keep_checkpoints={self.keep_checkpoints}")
         if self.fold is not None and self.fold not in range(1, 6):
             raise ValueError(f"Option 'fold' must be one of 1..5 (ESC-50's folds). Received: fold={self.fold}")
         parse_average_range(self.average_checkpoints)
@@ -217,8 +221,6 @@ class RunConfig:
         if self.val_fraction is not None and self.eval_split == "valid":
             raise ValueError("Option 'val_fraction' selects on a validation split and scores eval_split at the "
                              "selected epoch; eval_split must then be a test split. Received: eval_split='valid'")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError(f"Option 'steps_per_epoch' must be >= 1. Received: steps_per_epoch={self.steps_per_epoch}")
         if self.lr_schedule == "epoch-scales":
             from kc2f.training.epoch_scale_schedule import parse_epoch_scales
 
@@ -229,8 +231,6 @@ class RunConfig:
         if self.sample_rate is not None and self.sample_rate < 1:
             raise ValueError(f"Option 'sample_rate' must be a positive rate in Hz. Received: "
                              f"sample_rate={self.sample_rate}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"Option 'batch_size' must be >= 1. Received: batch_size={self.batch_size}")
 
     @property
     def selection_split(self):

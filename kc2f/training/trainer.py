@@ -70,7 +70,7 @@ def fit(config, run_dir=None, verbose=1, log=print):
         # First of all: a multi-worker TensorFlow strategy or a multi-process JAX
         # job must be set up before the backend runs any operation.
         dist = Distribution(config.distribute)
-        config, spec, schedule = plan_run(config)
+        config, spec, schedule, target = plan_run(config)
         dist.check_batch_size(config.batch_size)
         policy = build_policy(config, schedule.num_phases, schedule.total_epochs)
     except ValueError as error:
@@ -89,14 +89,15 @@ def fit(config, run_dir=None, verbose=1, log=print):
     # Only the chief writes the run directory; it holds the lock for the whole run.
     lock = RunLock(run.lock_path).acquire() if dist.is_chief else None
     try:
-        return _fit_locked(config, spec, dist, schedule, policy, run, verbose, log)
+        return _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
     finally:
         if lock is not None:
             lock.release()
 
 
 def plan_run(config):
-    """`(resolved config, dataset spec, phase schedule)` of a run, every option checked; no data read.
+    """`(resolved config, dataset spec, phase schedule, budget-mode target)` of a run, every option
+    checked (a `--baseline` run included); no data read.
 
     What `fit` checks before it touches the run directory; sweeps and
     cross-validation call it for all their runs before training the first.
@@ -122,13 +123,13 @@ def plan_run(config):
             )
         averaged_checkpoints(config, schedule)
         # A --baseline that does not fit this run is refused here, before the run directory is touched.
-        baseline_target(config, spec, log=lambda line: None)
+        target = baseline_target(config)
     except ValueError as error:
         raise RunError(str(error)) from None
-    return config, spec, schedule
+    return config, spec, schedule, target
 
 
-def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
+def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log):
     family = get_family(config.model)
     store = CheckpointStore(run, keep_last=config.keep_checkpoints,
                             protect=averaged_checkpoints(config, schedule))
@@ -146,7 +147,8 @@ def _fit_locked(config, spec, dist, schedule, policy, run, verbose, log):
         return run.read_summary()
     if saved is not None and dist.is_chief:
         run.write_history(saved["history"])  # the history files are views of the commit
-    target = baseline_target(config, spec, log)
+    if config.baseline is not None:
+        log(f"Budget mode: stop the final phase at {spec.metric} >= {target:.4f} (baseline {config.baseline}).")
     preparation_start = time.perf_counter()
     # verbose=0 (or --quiet) draws no bars; otherwise they appear when stderr is a terminal.
     config, data = prepare_data(config, spec, log, show_progress=None if verbose and dist.is_chief else False)
