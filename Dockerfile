@@ -1,4 +1,4 @@
-# CPU image: the pinned TensorFlow 2.16 / tensorflow-io 0.37 stack with CPU JAX.
+# CPU image: the newest TensorFlow (CPU wheel), NumPy 2 and CPU JAX that pip resolves.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1
 WORKDIR /opt/kc2f

@@ -46,6 +46,7 @@ def load(path, labels=None, factor=None, multilabel=None):
     Returns:
         `kc2f.classifier.AudioClassifier`.
     """
+    _require_backend()
     from kc2f.classifier import AudioClassifier
 
     return AudioClassifier.load(path, labels=labels, factor=factor, multilabel=multilabel)
@@ -65,16 +66,34 @@ def fit(run_dir=None, config=None, sets=(), verbose=1, log=print, **options):
             and `sets`.
 
     Returns:
-        The run summary (`summary.json`).
+        The run summary (`summary.json`, with `run_dir` added).
+
+    Raises:
+        TypeError: an option kc2f does not know.
     """
+    _require_backend()
     from kc2f.training.run_config import RunConfig, parse_ints
     from kc2f.training.trainer import fit as fit_run
+
+    unknown = sorted(set(options) - set(RunConfig.names()))
+    if unknown:
+        raise TypeError(f"kc2f.fit() got an unexpected keyword argument '{unknown[0]}'. "
+                        f"Known options: {', '.join(sorted(RunConfig.names()))}")
 
     for name in ("factors", "phase_epochs"):
         if isinstance(options.get(name), str):
             options[name] = parse_ints(options[name], name)
     run_config = RunConfig.from_sources(config, sets, **options)
     return fit_run(run_config, run_dir=run_dir, verbose=verbose, log=log)
+
+
+def _require_backend():
+    """Raises `ModuleNotFoundError` in one line naming what to install when Keras' backend is missing."""
+    from kc2f.commands.backend import missing_backend
+
+    message = missing_backend()
+    if message:
+        raise ModuleNotFoundError(message)
 
 
 def _register_keras_objects():

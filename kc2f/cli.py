@@ -12,7 +12,7 @@ import click
 
 from kc2f import __version__
 from kc2f.commands.backend import missing_backend
-from kc2f.commands.output import log_function, results_stdout
+from kc2f.commands.output import keras_verbosity, log_function, results_stdout
 from kc2f.training.run_config import RunConfig, load_file, parse_ints
 
 
@@ -97,7 +97,8 @@ def fit(config_file, sets, run_dir, quiet, as_json, factors, phase_epochs, **opt
             options["phase_epochs"] = parse_ints(phase_epochs, "phase_epochs")
         config = RunConfig.from_sources(config_file, sets, **options)
         with results_stdout(as_json):
-            summary = fit_run(config, run_dir=run_dir, verbose=0 if quiet else 1, log=log_function(as_json))
+            summary = fit_run(config, run_dir=run_dir, verbose=keras_verbosity(quiet, as_json),
+                              log=log_function(as_json))
     except ValueError as error:  # RunError is a ValueError
         _fail(error)
     if as_json:
@@ -184,8 +185,11 @@ def report(run_dirs, baseline, fine_tuned, baseline_fine_tuned, as_json, out_dir
 def stats(dataset, data_dir, split, max_examples, write_path, as_json):
     """Fbank mean/std of a dataset split, without augmentation (for normalisation)."""
     from kc2f.data.stats import dataset_stats
+    from kc2f.training.run_config import set_options_in_file
 
     try:
+        if write_path and pathlib.Path(write_path).exists():
+            load_file(write_path)  # refused before the statistics are computed, not after
         mean, std, count = dataset_stats(dataset, data_dir, split, max_examples=max_examples)
     except (ValueError, OSError) as error:
         _fail(error)
@@ -195,11 +199,11 @@ def stats(dataset, data_dir, split, max_examples, write_path, as_json):
     else:
         click.echo(f"{dataset} {split} ({count} clips): mean={mean:.7g} std={std:.7g}")
     if write_path:
-        path = pathlib.Path(write_path)
-        existing = load_file(path) if path.exists() else {}
-        existing.update(dataset=dataset, mean=float(mean), std=float(std))
-        path.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in existing.items()))
-        log_function(as_json)(f"Wrote mean/std to {path}; use it with --config {path}.")
+        try:
+            set_options_in_file(write_path, {"dataset": dataset, "mean": float(mean), "std": float(std)})
+        except ValueError as error:
+            _fail(error)
+        log_function(as_json)(f"Wrote mean/std to {write_path}; use it with --config {write_path}.")
 
 
 @main.command()

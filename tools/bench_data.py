@@ -20,8 +20,7 @@ import numpy as np  # noqa: E402
 
 
 def write_fixtures(root, fmt, seconds, clips):
-    import tensorflow as tf
-    import tensorflow_io as tfio
+    import soundfile
 
     from kc2f.data.synthetic import _write_wav16
 
@@ -34,9 +33,8 @@ def write_fixtures(root, fmt, seconds, clips):
         if fmt == "wav":
             _write_wav16(path, x)
         else:
-            pcm = np.round(x * 32767).astype(np.int16)[:, None]
-            with open(path, "wb") as f:
-                f.write(tfio.audio.encode_flac(tf.constant(pcm), rate=16000).numpy())
+            pcm = np.round(x * 32767).astype(np.int16)
+            soundfile.write(path, pcm, 16000, format="FLAC", subtype="PCM_16")
     os.makedirs(os.path.join(root, "test", "a"), exist_ok=True)
     os.makedirs(os.path.join(root, "test", "b"), exist_ok=True)
 

@@ -4,7 +4,7 @@ import json
 
 import click
 
-from kc2f.commands.output import log_function, results_stdout
+from kc2f.commands.output import keras_verbosity, log_function, results_stdout
 from kc2f.training.run_config import RunConfig, parse_ints
 
 
@@ -31,7 +31,7 @@ def cv(dataset, data_dir, out_dir, folds, config_file, sets, quiet, as_json):
         config = RunConfig.from_sources(config_file, sets, dataset=dataset, data_dir=data_dir)
         with results_stdout(as_json):
             result = run_cross_validation(config, out_dir, parse_ints(folds, "folds"), log=log_function(as_json),
-                                          verbose=0 if quiet else 1)
+                                          verbose=keras_verbosity(quiet, as_json))
     except ValueError as error:  # RunError is a ValueError
         raise click.ClickException(str(error)) from None
     if as_json:

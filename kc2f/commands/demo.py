@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from kc2f.commands.output import log_function, results_stdout
+from kc2f.commands.output import keras_verbosity, log_function, results_stdout
 
 
 @click.command(name="demo")
@@ -29,7 +29,7 @@ def demo(out_dir, data_dir, seed, as_json, quiet):
 
     try:
         with results_stdout(as_json):  # --json: Keras' progress bars go to stderr with the logs
-            result = run_demo(out_dir, log=log_function(as_json), verbose=0 if quiet else 1, data_dir=data_dir,
+            result = run_demo(out_dir, log=log_function(as_json), verbose=keras_verbosity(quiet, as_json), data_dir=data_dir,
                               seed=seed)
     except ValueError as error:  # RunError is a ValueError
         raise click.ClickException(str(error)) from None

@@ -3,7 +3,9 @@
 Every command that prints results takes `--json`: the results go to stdout as
 JSON, and everything else (log lines, Keras progress bars, warnings) to
 stderr, so `kc2f fit --json ... | jq` reads clean JSON. `--quiet` drops the
-progress bars and progress lines.
+progress bars and progress lines. Where the bars' stream is not a terminal (a
+redirected log), Keras prints one plain line per epoch instead of bars redrawn
+with carriage returns and ANSI colours.
 """
 
 import contextlib
@@ -25,3 +27,11 @@ def results_stdout(as_json):
         return
     with contextlib.redirect_stdout(sys.stderr):
         yield
+
+
+def keras_verbosity(quiet, as_json=False):
+    """Keras' `verbose`: 0 under `--quiet`, bars on a terminal, else one plain line per epoch (2)."""
+    if quiet:
+        return 0
+    stream = sys.stderr if as_json else sys.stdout
+    return 1 if stream.isatty() else 2

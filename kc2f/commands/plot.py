@@ -20,6 +20,9 @@ def plot(run_dirs, baseline, out_dir, as_json):
         paths = make_plots(run_dirs, out_dir, baseline_dir=baseline)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise click.ClickException(
+            f"--out {out_dir}: cannot write the plots there: {error.strerror or error}") from None
     if as_json:
         click.echo(json.dumps([str(path) for path in paths], indent=2))
         return

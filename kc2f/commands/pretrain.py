@@ -4,6 +4,7 @@ import json
 
 import click
 
+from kc2f.commands.output import keras_verbosity
 from kc2f.training.run_config import RunConfig, parse_ints
 
 
@@ -42,7 +43,7 @@ def pretrain(config_file, sets, run_dir, quiet, factors, phase_steps, steps, eva
         parsed = parse_ints(phase_steps, "phase_steps") if phase_steps is not None else None
         config = RunConfig.from_sources(config_file, sets, model="ssast", **options)
         summary = pretrain_run(config, steps, eval_every, phase_steps=parsed, run_dir=run_dir,
-                               verbose=0 if quiet else 1, log=click.echo)
+                               verbose=keras_verbosity(quiet), log=click.echo)
     except ValueError as error:  # RunError is a ValueError
         raise click.ClickException(str(error)) from None
     click.echo(json.dumps(summary, indent=2))

@@ -4,7 +4,7 @@ import json
 
 import click
 
-from kc2f.commands.output import log_function, results_stdout
+from kc2f.commands.output import keras_verbosity, log_function, results_stdout
 from kc2f.training.run_config import RunConfig
 
 
@@ -42,7 +42,7 @@ def sweep(dataset, data_dir, out_dir, methods, factor_lists, switches, with_3_ph
         config = RunConfig.from_sources(config_file, sets, dataset=dataset, data_dir=data_dir)
         with results_stdout(as_json):
             result = run_sweep(config, out_dir, parse_methods(methods, config.model), lists,
-                               log=log_function(as_json), verbose=0 if quiet else 1,
+                               log=log_function(as_json), verbose=keras_verbosity(quiet, as_json),
                                switches=parse_switches(switches) if switches is not None else None)
     except ValueError as error:  # RunError is a ValueError
         raise click.ClickException(str(error)) from None

@@ -5,7 +5,7 @@ at the dataset's sample rate, zero-padded to a fixed clip length with the
 number of valid samples alongside.
 
 `registry` and `manifest` are pure Python. `audio`, `pipeline`, `stats` and
-`packing` import TensorFlow (and tensorflow-io for FLAC/Ogg/MP3); TensorFlow is
+`packing` import TensorFlow (and soundfile, for FLAC/Ogg/MP3, when one is read); TensorFlow is
 allowed only here and in export, never in the model.
 """
 

@@ -8,11 +8,14 @@ GIL per clip), and eagerly through `load_audio` for prediction and statistics.
   `WAVE_FORMAT_EXTENSIBLE`, any chunk order, any channel count. Neither
   `tf.audio.decode_wav` (16-bit only) nor `tfio.audio.decode_wav` (needs the
   dtype in advance, misreads 32-bit PCM as float) covers that.
-* FLAC, Ogg Vorbis and MP3 are decoded by tensorflow-io; the sample rate and
-  sample format are read from the stream header in-graph.
+* FLAC, Ogg (Vorbis, Opus, FLAC) and MP3 are decoded by libsndfile (the
+  `soundfile` package, whose wheels bundle it, MP3 included) through
+  `tf.numpy_function`; the format is recognised and its header checked in-graph.
 * Resampling is an exact polyphase FIR, the same filter and alignment as
   `scipy.signal.resample_poly` (Kaiser window, beta 5, half-length 10 * max(up,
-  down)), written as one strided frame + matmul per rate pair.
+  down)), written as one strided frame + matmul per rate pair. Rate pairs whose
+  polyphase matrix would be too large evaluate the same windowed-sinc filter at
+  each output's position instead.
 
 Decoding never raises for a malformed header: it returns a status code
 (`STATUS_*`), so the pre-training scan (`kc2f.data.pipeline.validate_audio`)
@@ -31,6 +34,7 @@ STATUS_CORRUPT = 2
 STATUS_TRUNCATED = 3
 STATUS_UNSUPPORTED = 4
 STATUS_EMPTY = 5
+STATUS_UNDECODABLE = 6  # the header reads, libsndfile cannot decode the stream
 
 # Stable reason keys (used in reports, counts and messages) per decode status.
 STATUS_REASONS = {
@@ -39,11 +43,12 @@ STATUS_REASONS = {
     STATUS_TRUNCATED: "truncated",
     STATUS_UNSUPPORTED: "unsupported",
     STATUS_EMPTY: "empty",
+    STATUS_UNDECODABLE: "corrupt",
 }
 
 # Above this many filter coefficients (e.g. 44101 Hz -> 16000 Hz, up/down in the
-# tens of thousands) the exact polyphase matrix is too large; tensorflow-io's
-# resampler takes over.
+# tens of thousands) the exact polyphase matrix is too large; the filter is then
+# evaluated per output (`Resampler._direct`).
 _MAX_POLYPHASE_COEFFICIENTS = 4_000_000
 
 
@@ -193,58 +198,76 @@ def _decode_wav(contents):
 
 
 # ---------------------------------------------------------------------------
-# FLAC / Ogg Vorbis / MP3 through tensorflow-io
+# FLAC / Ogg (Vorbis, Opus, FLAC) / MP3 through libsndfile (the `soundfile` package)
 
 
-def _tfio():
-    # Deferred: tensorflow-io loads its shared library (seconds); WAV needs only TensorFlow.
-    import tensorflow_io as tfio  # noqa: F401  (registers the IO>Audio* ops)
+def read_compressed(contents):
+    """Decodes a FLAC, Ogg or MP3 file's bytes with libsndfile, in NumPy.
 
-    return tfio
+    libsndfile (bundled in `soundfile`'s wheels, MP3 included) replaces
+    tensorflow-io, whose last release loads only with TensorFlow 2.16. Integer
+    streams are read as left-justified int32 and scaled by 2**-31, so a 16-bit
+    FLAC decodes to exactly the samples of the same PCM in a WAV (x / 32768).
+
+    Args:
+        contents: the whole file, `bytes`.
+
+    Returns:
+        `(samples, rate)`: float32 `(frames, channels)` and the rate in Hz.
+
+    Raises:
+        soundfile.LibsndfileError: libsndfile cannot read the stream.
+    """
+    import io
+
+    import soundfile
+
+    with soundfile.SoundFile(io.BytesIO(bytes(contents))) as f:
+        if f.subtype.startswith("PCM_"):
+            samples = (f.read(dtype="int32", always_2d=True) / 2.0**31).astype(np.float32)
+        else:  # float and lossy streams decode to floats
+            samples = f.read(dtype="float32", always_2d=True)
+        return samples, f.samplerate
+
+
+def decode_compressed_numpy(contents):
+    """`read_compressed` as `(samples, rate, status)`, never raising (for `tf.numpy_function`)."""
+    import soundfile
+
+    try:
+        samples, rate = read_compressed(contents)
+    except (soundfile.LibsndfileError, RuntimeError, EOFError):
+        return np.zeros((0, 1), np.float32), np.int32(0), np.int32(STATUS_UNDECODABLE)
+    return samples, np.int32(rate), np.int32(STATUS_OK)
+
+
+def _decode_compressed(contents):
+    samples, rate, status = tf.numpy_function(
+        decode_compressed_numpy, [contents], [tf.float32, tf.int32, tf.int32], stateful=False
+    )
+    samples.set_shape([None, None])
+    rate.set_shape([])
+    status.set_shape([])
+    return samples, rate, status
 
 
 def _decode_flac(contents):
-    # STREAMINFO is always the first metadata block: bytes 18..21 pack
-    # rate (20 bits), channels - 1 (3 bits), bits per sample - 1 (5 bits).
+    # STREAMINFO is always the first metadata block: bytes 18..21 pack the rate (20 bits).
     b = _bytes(contents, 18, 4)
     rate = b[0] * 4096 + b[1] * 16 + b[2] // 16
-    bits = (b[2] % 2) * 16 + b[3] // 16 + 1
     ok = tf.strings.length(contents, unit="BYTE") >= 42
     ok &= tf.equal(_bytes(contents, 4, 1)[0] % 128, 0) & (rate > 0)
-    tfio = _tfio()
-
-    def decode():
-        # tensorflow-io returns the samples in the integer type of the stream's width,
-        # scaled to that type's full range (8-bit as unsigned, offset 128).
-        branch = tf.cast(bits > 8, tf.int32) + tf.cast(bits > 16, tf.int32)
-        samples = tf.switch_case(
-            branch,
-            [
-                lambda: (tf.cast(tfio.audio.decode_flac(contents, dtype=tf.uint8), tf.float32)
-                         - 128.0) / 128.0,
-                lambda: tf.cast(tfio.audio.decode_flac(contents, dtype=tf.int16), tf.float32)
-                / 32768.0,
-                lambda: tf.cast(tfio.audio.decode_flac(contents, dtype=tf.int32), tf.float32)
-                / 2.0**31,
-            ],
-        )
-        return _result(samples, rate, STATUS_OK)
-
-    return tf.cond(ok, decode, lambda: _failed(STATUS_CORRUPT))
+    return tf.cond(ok, lambda: _decode_compressed(contents), lambda: _failed(STATUS_CORRUPT))
 
 
 def _decode_ogg(contents):
-    # First Ogg page: 27-byte header + segment table, then the Vorbis identification
-    # packet "\x01vorbis", version (4), channels (1), rate (4, little-endian).
+    # First Ogg page: 27-byte header + segment table, then the codec's identification
+    # packet: "\x01vorbis", "OpusHead" or "\x7fFLAC" (Ogg FLAC). Speex and others: unsupported.
     start = 27 + _le(contents, 26, 1)
-    is_vorbis = tf.equal(_tag(contents, start, 7), "\x01vorbis")
-    rate = _le(contents, start + 12, 4)
-    tfio = _tfio()
-    return tf.cond(
-        is_vorbis & (rate > 0),
-        lambda: _result(tfio.audio.decode_vorbis(contents), rate, STATUS_OK),
-        lambda: _failed(STATUS_UNSUPPORTED),  # Ogg Opus/FLAC/Speex: not decodable here
-    )
+    codec = _tag(contents, start, 8)
+    known = (tf.equal(tf.strings.substr(codec, 0, 7), "\x01vorbis") | tf.equal(codec, "OpusHead")
+             | tf.equal(tf.strings.substr(codec, 0, 5), "\x7fFLAC"))
+    return tf.cond(known, lambda: _decode_compressed(contents), lambda: _failed(STATUS_UNSUPPORTED))
 
 
 # NumPy, not a tf.constant: an op at import time would start TensorFlow's runtime before a
@@ -264,12 +287,7 @@ def _decode_mp3(contents):
     sync = tf.equal(h[0], 255) & tf.equal(h[1] // 32, 7)
     version, rate_index = h[1] // 8 % 4, h[2] // 4 % 4
     rate = tf.where(rate_index < 3, tf.constant(_MP3_RATES)[version, tf.minimum(rate_index, 2)], 0)
-    tfio = _tfio()
-    return tf.cond(
-        sync & (rate > 0),
-        lambda: _result(tfio.audio.decode_mp3(contents), rate, STATUS_OK),
-        lambda: _failed(STATUS_CORRUPT),
-    )
+    return tf.cond(sync & (rate > 0), lambda: _decode_compressed(contents), lambda: _failed(STATUS_CORRUPT))
 
 
 def decode_audio(contents):
@@ -285,9 +303,7 @@ def decode_audio(contents):
         [-1, 1] for integer formats; `rate` int32 Hz; `status` int32, one of
         `STATUS_OK`, `STATUS_TRUNCATED` (samples hold what the file has) or a
         failure (`STATUS_NOT_AUDIO`, `STATUS_CORRUPT`, `STATUS_UNSUPPORTED`,
-        `STATUS_EMPTY`; `samples` is then empty and `rate` 0). A stream whose
-        header is fine but whose body tensorflow-io cannot decode raises
-        `tf.errors.InvalidArgumentError`.
+        `STATUS_EMPTY`, `STATUS_UNDECODABLE`; `samples` is then empty and `rate` 0).
     """
     size = tf.strings.length(contents, unit="BYTE")
     magic = _tag(contents, 0)
@@ -357,6 +373,10 @@ class Resampler:
         self.i_min = -(half // self.up)  # ceil(-half / up)
         self.i_max = ((self.up - 1) * self.down + half) // self.up
         self.window = self.i_max - self.i_min + 1
+        # firwin's unit-DC-gain scale over the whole filter, which `_direct` divides by.
+        m = max(self.up, self.down)
+        n = np.arange(-half, half + 1, dtype=np.float64)
+        self.gain = float(np.sum(np.sinc(n / m) * np.kaiser(2 * half + 1, 5.0)) / m)
         self.exact = self.window * self.up <= _MAX_POLYPHASE_COEFFICIENTS
         if not self.exact:
             return
@@ -411,9 +431,7 @@ class Resampler:
         if self.identity:
             return x[start:start + length]
         if not self.exact:
-            tfio = _tfio()
-            y = tfio.audio.resample(x[:, None], rate_in=self.rate_in, rate_out=self.rate_out)
-            return y[start:start + length, 0]
+            return self._direct(x, start, length)
         first_block = start // self.up
         blocks = (length + self.up - 1) // self.up
         # Zero context on both sides (resample_poly pads with zeros), then the input
@@ -425,6 +443,37 @@ class Resampler:
         frames = tf.signal.frame(segment, self.window, self.down)[:blocks]
         y = tf.reshape(tf.matmul(frames, self.matrix), [-1])
         return y[:length]
+
+
+    def _direct(self, x, start, length):
+        """Outputs `[start, start + length)` with the filter evaluated at each output's position.
+
+        Output `m` sits at input position `t = m * rate_in / rate_out` (integer part
+        and fraction computed exactly in int64). `resample_poly`'s filter, read in
+        input samples, is `c sinc(c tau) kaiser(c tau / 10) / gain` with
+        `c = min(1, rate_out / rate_in)` and `gain` firwin's normalisation; at the
+        positions where the polyphase matrix samples it, the two agree
+        (tests/data/test_audio.py).
+        """
+        c = min(1.0, self.rate_out / self.rate_in)
+        taps = int(math.ceil(10.0 / c))  # the filter is zero beyond |tau| = 10 / c
+        m = tf.cast(start, tf.int64) + tf.range(tf.cast(length, tf.int64))
+        base = m * self.rate_in // self.rate_out
+        frac = tf.cast(m * self.rate_in % self.rate_out, tf.float64) / self.rate_out
+        k = tf.range(-taps, taps + 2, dtype=tf.int64)
+        j = base[:, None] + k[None, :]
+        tau = c * (frac[:, None] - tf.cast(k, tf.float64)[None, :])
+        u = tf.clip_by_value(tau / 10.0, -1.0, 1.0)
+        beta = tf.constant(5.0, tf.float64)
+        window = tf.math.bessel_i0(beta * tf.sqrt(1.0 - u * u)) / tf.math.bessel_i0(beta)
+        pi_tau = np.pi * tau
+        sinc = tf.where(tf.equal(tau, 0.0), tf.ones_like(tau), tf.sin(pi_tau) / tf.where(
+            tf.equal(tau, 0.0), tf.ones_like(tau), pi_tau))
+        weights = tf.where(tf.abs(tau) <= 10.0, c / self.gain * sinc * window, tf.zeros_like(tau))
+        n = tf.cast(tf.shape(x)[0], tf.int64)
+        inside = (j >= 0) & (j < n)
+        values = tf.where(inside, tf.gather(x, tf.clip_by_value(j, 0, tf.maximum(n - 1, 0))), 0.0)
+        return tf.cast(tf.reduce_sum(tf.cast(values, tf.float64) * weights, axis=1), tf.float32)
 
 
 _RESAMPLERS = {}
@@ -466,8 +515,7 @@ def decode_audio_fn(contents):
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
 def decode_wav_fn(contents):
-    """The WAV branch of `decode_audio` alone: eager reads of WAV files trace only this, and
-    never load tensorflow-io (whose FLAC/Ogg/MP3 ops the full decoder's graph holds)."""
+    """The WAV branch of `decode_audio` alone: eager reads of WAV files trace only this."""
     return _decode_wav(contents)
 
 
@@ -537,7 +585,7 @@ def read_audio(path):
     """Reads and decodes a file eagerly, at its own rate and channel count.
 
     Args:
-        path: audio file (WAV, FLAC, Ogg Vorbis, MP3).
+        path: audio file (WAV, FLAC, Ogg Vorbis/Opus/FLAC, MP3).
 
     Returns:
         `(samples, rate)`: float32 NumPy `(frames, channels)` and the rate in Hz.
@@ -558,12 +606,16 @@ def read_audio(path):
         decoded = _decode_wav_numpy(contents)
         if decoded is not None:
             return decoded
-    try:
-        decoder = decode_wav_fn if contents[:4] == b"RIFF" else decode_audio_fn
-        samples, rate, status = decoder(tf.constant(contents))
-    except tf.errors.OpError as e:
-        raise AudioError(path, f"corrupt audio stream: {e.message.splitlines()[0]}") from None
+    decoder = decode_wav_fn if contents[:4] == b"RIFF" else decode_audio_fn
+    samples, rate, status = decoder(tf.constant(contents))
     status = int(status)
+    if status == STATUS_UNDECODABLE:
+        import soundfile
+
+        try:
+            read_compressed(contents)
+        except (soundfile.LibsndfileError, RuntimeError, EOFError) as e:
+            raise AudioError(path, f"corrupt audio stream: {e}") from None
     if status not in (STATUS_OK,):
         raise AudioError(path, describe_status(status, contents))
     return samples.numpy(), int(rate)
@@ -573,13 +625,14 @@ def describe_status(status, contents=b""):
     """A sentence for a decode status (used in errors and reports)."""
     if status == STATUS_NOT_AUDIO:
         return (f"not an audio file (starts with {bytes(contents[:8])!r}); "
-                "expected WAV, FLAC, Ogg Vorbis or MP3")
+                "expected WAV, FLAC, Ogg (Vorbis, Opus, FLAC) or MP3")
     return {
         STATUS_CORRUPT: "corrupt or truncated header",
         STATUS_TRUNCATED: "truncated: the header declares more audio data than the file holds",
         STATUS_UNSUPPORTED: "unsupported encoding (WAV other than PCM 8/16/24/32-bit or float "
-                            "32/64-bit, or Ogg other than Vorbis)",
+                            "32/64-bit, or Ogg other than Vorbis, Opus and FLAC)",
         STATUS_EMPTY: "file is empty (0 bytes)",
+        STATUS_UNDECODABLE: "corrupt audio stream: the header reads but libsndfile cannot decode it",
     }.get(status, f"decode status {status}")
 
 
@@ -590,7 +643,7 @@ def load_audio(path, sample_rate):
     resampled exactly as `scipy.signal.resample_poly`.
 
     Args:
-        path: audio file (WAV, FLAC, Ogg Vorbis, MP3).
+        path: audio file (WAV, FLAC, Ogg Vorbis/Opus/FLAC, MP3).
         sample_rate: wanted rate, Hz.
 
     Returns:

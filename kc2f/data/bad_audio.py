@@ -146,8 +146,8 @@ def _scan_map(index, path):
 def _decode_files(paths, num_parallel_calls, progress):
     """`{position: (status, rate, frames, channels, finite, peak)}` of the files decoded in tf.data.
 
-    A file tensorflow-io cannot decode raises inside the op; it is then missing
-    from the result (the caller reads it again eagerly for its message).
+    A file whose decoding raises inside tf.data (a read error) is missing from
+    the result; the caller reads it again eagerly for its message.
     """
     results = {}
     if not paths:
@@ -163,7 +163,7 @@ def _decode_files(paths, num_parallel_calls, progress):
 
 def _failure_message(path, status):
     """The text of a file that did not decode: `status` from the decoder, `None` if tf.data raised."""
-    if status is None:
+    if status in (None, audio_lib.STATUS_UNDECODABLE):  # the eager read has libsndfile's words
         try:
             audio_lib.read_audio(path)
             return "could not be decoded inside tf.data"

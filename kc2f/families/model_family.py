@@ -30,6 +30,8 @@ train a new model with `kc2f fit --model NAME`:
 `tests/families/toy_family.py` is a complete, tested example.
 """
 
+import os
+
 import keras
 
 
@@ -171,6 +173,12 @@ def family_names():
 
 def load_model(path):
     """A kc2f `.keras` model for inference; ValueError naming the file, in one line, when it cannot load."""
+    import zipfile
+
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):
+        # Keras says "File not found" for a file that is there but is no zip (truncated, damaged).
+        raise ValueError(f"Cannot load the Keras model {path}: the file is not a complete .keras (zip) "
+                         f"archive ({os.path.getsize(path)} bytes): truncated or damaged.")
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:  # noqa: BLE001  (a damaged zip or config raises many types)

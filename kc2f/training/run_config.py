@@ -12,8 +12,11 @@ model family (`kc2f.families.get_family(model)`), not from a list here.
 """
 
 import dataclasses
+import json
 import math
+import os
 import pathlib
+import re
 
 import yaml
 
@@ -358,3 +361,53 @@ def load_file(path):
             f"Unknown option '{unknown[0]}' in {path}. Known options: {', '.join(sorted(RunConfig.names()))}"
         )
     return data
+
+
+def set_options_in_file(path, values):
+    """Sets top-level options of a YAML config file in place, keeping its comments and order.
+
+    Each option's `name: value` line is rewritten (a trailing comment kept); an
+    option the file lacks is appended; a missing file is created. The file is
+    checked first (a mapping of known options) and replaced atomically, so a
+    refusal or a crash leaves it as it was.
+
+    Args:
+        path: the YAML file.
+        values: `{option: JSON-serialisable value}`, every option known.
+
+    Raises:
+        ValueError: the file is not a mapping of known options, an option is
+            unknown, or its line cannot be rewritten in place (a block value).
+    """
+    path = pathlib.Path(path)
+    unknown = sorted(set(values) - set(RunConfig.names()))
+    if unknown:
+        raise ValueError(f"Unknown option '{unknown[0]}'. Known options: {', '.join(sorted(RunConfig.names()))}")
+    lines = []
+    if path.exists():
+        load_file(path)
+        lines = path.read_text().splitlines(keepends=True)
+    for name, value in values.items():
+        pattern = re.compile(rf"^{re.escape(name)}\s*:[^#\n]*(#.*)?$")
+        for index, line in enumerate(lines):
+            match = pattern.match(line.rstrip("\r\n"))
+            if match:
+                comment = f"  {match.group(1)}" if match.group(1) else ""
+                lines[index] = f"{name}: {json.dumps(value)}{comment}\n"
+                break
+        else:
+            if lines and not lines[-1].endswith("\n"):
+                lines[-1] += "\n"
+            lines.append(f"{name}: {json.dumps(value)}\n")
+    text = "".join(lines)
+    edited = yaml.safe_load(text) or {}
+    if any(edited.get(name) != value for name, value in values.items()):
+        raise ValueError(f"Cannot set {', '.join(values)} in {path} in place (a value spans several lines); "
+                         "give --write a new file.")
+    temporary = path.with_name(f".{path.name}.kc2f-tmp")
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise ValueError(f"Cannot write config file {path}: {error.strerror or error}") from None

@@ -144,7 +144,7 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
     config = with_run_computed(run, config)
     if saved is not None and saved.get("finished") and run.is_finished():
         log(f"Run {run} already finished; nothing to do.")
-        return run.read_summary()
+        return {**run.read_summary(), "run_dir": str(run)}
     if saved is not None and dist.is_chief:
         run.write_history(saved["history"])  # the history files are views of the commit
     if config.baseline is not None:
@@ -443,7 +443,8 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
     writer.flush()
     if write:
         try:
-            run.write_summary(summary)
+            # No absolute path in the file: a run directory moved or copied stays self-consistent.
+            run.write_summary({key: value for key, value in summary.items() if key != "run_dir"})
         except OSError as error:
             raise RunError(f"Cannot write {run.file(run.SUMMARY)}: {error.strerror or error}.") from None
     writer.close()

@@ -175,3 +175,24 @@ def test_the_backend_is_read_as_keras_reads_it(monkeypatch, tmp_path):
     assert keras_backend() == "jax"
     monkeypatch.setenv("KERAS_BACKEND", "torch")
     assert keras_backend() == "torch"
+
+
+@pytest.mark.parametrize("backend, package", [("torch", "torch"), ("jax", "jax")])
+def test_the_python_api_names_a_missing_backend_package_in_one_line(monkeypatch, tmp_path, backend, package):
+    import importlib.util
+
+    import kc2f
+    from kc2f.commands import backend as backend_check
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(backend_check.importlib.util, "find_spec",
+                        lambda name, *a: None if name == package else real(name, *a))
+    monkeypatch.setenv("KERAS_BACKEND", backend)
+    expected = (f"KERAS_BACKEND={backend} needs the '{package}' package, which is not installed: "
+                f"{backend_check.PACKAGES[backend][1]}.")
+    with pytest.raises(ModuleNotFoundError) as fit_error:
+        kc2f.fit(run_dir=str(tmp_path / "run"), dataset="synthetic")
+    with pytest.raises(ModuleNotFoundError) as load_error:
+        kc2f.load(str(tmp_path / "run"))
+    assert str(fit_error.value) == str(load_error.value) == expected
+    assert not (tmp_path / "run").exists()

@@ -35,17 +35,29 @@ def write_float_wav(path, x, rate, dtype="<f4"):
     return path
 
 
-def write_flac(path, x, rate):
-    """16-bit FLAC through tensorflow-io's encoder."""
-    import tensorflow as tf
-    import tensorflow_io as tfio
+def write_flac(path, x, rate, width=2):
+    """FLAC of `width`-byte PCM (1, 2 or 3), through libsndfile's encoder.
+
+    The PCM is the same quantisation `write_wav` uses, so the two files hold identical samples.
+    """
+    import soundfile
 
     x = np.asarray(x, np.float64)
-    if x.ndim == 1:
-        x = x[:, None]
-    pcm = np.clip(np.round(x * 32768), -32768, 32767).astype(np.int16)
-    with open(path, "wb") as f:
-        f.write(tfio.audio.encode_flac(tf.constant(pcm), rate=rate).numpy())
+    scale = 2.0 ** (8 * width - 1)
+    pcm = np.clip(np.round(x * scale), -scale, scale - 1).astype(np.int32)
+    subtype = {1: "PCM_S8", 2: "PCM_16", 3: "PCM_24"}[width]
+    # libsndfile takes int32 as left-justified: shift the PCM to the top bits.
+    soundfile.write(path, pcm << (32 - 8 * width), rate, format="FLAC", subtype=subtype)
+    return path
+
+
+def write_compressed(path, x, rate, kind):
+    """A lossy file of float signal `x`: kind "vorbis", "opus" (Ogg) or "mp3", through libsndfile."""
+    import soundfile
+
+    format, subtype = {"vorbis": ("OGG", "VORBIS"), "opus": ("OGG", "OPUS"),
+                       "mp3": ("MP3", "MPEG_LAYER_III")}[kind]
+    soundfile.write(path, np.asarray(x, np.float32), rate, format=format, subtype=subtype)
     return path
 
 
