@@ -1,7 +1,8 @@
 """The PyTorch backend: `kc2f fit`, `evaluate` and `predict` under `KERAS_BACKEND=torch`.
 
 The backend is fixed per process, so each command runs in a subprocess. Skipped, with the
-reason, where torch is not installed (it is no dependency of kc2f: README "Backends and devices").
+reason, where torch is not installed (it is no dependency of kc2f: README "Supported versions");
+`.ci/run` installs it.
 """
 
 import importlib.util
@@ -12,10 +13,14 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, backend
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
-                                reason="torch is not installed (pip install torch)")
+pytestmark = [
+    pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                       reason="torch is not installed (pip install torch)"),
+    # The commands run under torch whatever this process's backend: once is enough.
+    pytest.mark.skipif(backend() != "tensorflow", reason="runs once, in the TensorFlow tier"),
+]
 
 TINY = ["--set", "hidden_dim=16", "--set", "depth=1", "--set", "num_heads=1",
         "--set", "max_train_examples=40", "--set", "max_eval_examples=20", "--batch-size", "8", "--quiet"]

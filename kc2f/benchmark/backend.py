@@ -13,10 +13,7 @@ import platform
 import keras
 import numpy as np
 
-
-def accelerator_present():
-    devices = [str(d).lower() for d in keras.distribution.list_devices()]
-    return any(("gpu" in d or "tpu" in d or "cuda" in d) for d in devices)
+from kc2f.training.distribution import accelerator_present  # noqa: F401  (re-exported)
 
 
 def device_name():

@@ -433,10 +433,7 @@ def _esc50_index(data_dir, split, options, on_problem):
 
 def _speechcommands_index(data_dir, split, options, on_problem):
     _require_dir(data_dir, "Speech Commands data_dir")
-    words = sorted(
-        d for d in os.listdir(data_dir)
-        if os.path.isdir(os.path.join(data_dir, d)) and not d.startswith(("_", "."))
-    )
+    words = _class_dirs(data_dir, _include_folders(options))
     lists, problems = {}, []
     for which, name in (("valid", "validation_list.txt"), ("test", "testing_list.txt")):
         list_path = _require_file(os.path.join(data_dir, name), f"Speech Commands {name}")
@@ -492,15 +489,81 @@ def _fsdd_index(data_dir, split, options, on_problem):
     return _finish(collector, f"FSDD {root}", on_problem), [str(d) for d in range(10)]
 
 
-def _class_dirs(root):
+def _class_dirs(root, include=()):
+    """Class folders of `root`: its sub-folders, less hidden ones and `_name` ones not in `include`."""
     return sorted(
         d for d in os.listdir(root)
-        if os.path.isdir(os.path.join(root, d)) and not d.startswith((".", "_"))
+        if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
+        and (not d.startswith("_") or d in include)
     )
+
+
+def _include_folders(options):
+    """The `include_folders` option as a tuple of names (a comma-separated string or a sequence)."""
+    value = options.get("include_folders") or ()
+    names = [n.strip() for n in value.split(",")] if isinstance(value, str) else [str(n) for n in value]
+    return tuple(n for n in names if n)
+
+
+def _count_audio(folder):
+    return sum(1 for _, _, files in os.walk(folder) for name in files if _is_audio(name))
+
+
+def left_out_folders(spec_or_name, data_dir, **options):
+    """Folders holding audio that the dataset's layout does not read, and why.
+
+    The `folder` and `speechcommands` layouts take every sub-folder as a class
+    except hidden ones (`.name`) and those whose name starts with `_`, unless
+    the `include_folders` option names them: Speech Commands keeps audio that
+    is no class that way (`_background_noise_`), but a prepared copy may hold
+    `_silence_` and `_unknown_` classes. The `unlabelled` layout skips hidden
+    folders. Other layouts read the files their lists name, so leave no folder out.
+
+    Args:
+        spec_or_name: a `DatasetSpec` or registry name.
+        data_dir: the dataset's root.
+        **options: `build_index`'s layout options (`include_folders`).
+
+    Returns:
+        `[{"folder": path relative to data_dir, "files": audio files in it, "reason": words}]`,
+        sorted by folder; folders without audio files are not listed.
+    """
+    spec = get_dataset_spec(spec_or_name)
+    if data_dir is None or spec.layout not in ("folder", "speechcommands", "unlabelled"):
+        return []
+    data_dir = os.path.abspath(os.path.expanduser(str(data_dir)))
+    if not os.path.isdir(data_dir):
+        return []
+    include = _include_folders(options)
+    roots = [data_dir]
+    if spec.layout == "folder":
+        split_dirs = [os.path.join(data_dir, s) for s in ("train", "valid", "val", "test")]
+        roots = [d for d in split_dirs if os.path.isdir(d)] if os.path.isdir(split_dirs[0]) else [data_dir]
+    left_out = []
+    for root in roots:
+        walk = os.walk(root) if spec.layout == "unlabelled" else [(root, sorted(os.listdir(root)), None)]
+        for dirpath, names, _ in walk:
+            for name in sorted(names):
+                folder = os.path.join(dirpath, name)
+                if not os.path.isdir(folder):
+                    continue
+                if name.startswith("."):
+                    reason = "hidden folder (its name starts with '.')"
+                elif name.startswith("_") and name not in include and spec.layout != "unlabelled":
+                    reason = (f"its name starts with '_', which marks audio that is not a class (as Speech "
+                              f"Commands' _background_noise_); read it as a class with "
+                              f"--set include_folders={name}")
+                else:
+                    continue
+                files = _count_audio(folder)
+                if files:
+                    left_out.append({"folder": os.path.relpath(folder, data_dir), "files": files, "reason": reason})
+    return sorted(left_out, key=lambda entry: entry["folder"])
 
 
 def _folder_index(data_dir, split, options, on_problem):
     _require_dir(data_dir, "folder data_dir")
+    include = _include_folders(options)
     split_dirs = {s: os.path.join(data_dir, s) for s in ("train", "valid", "val", "test")
                   if os.path.isdir(os.path.join(data_dir, s))}
     if "train" in split_dirs:
@@ -513,7 +576,7 @@ def _folder_index(data_dir, split, options, on_problem):
                 f"Folder dataset {data_dir} has train/ but no {split}/ (or valid/, val/, test/) "
                 "sub-folder."
             )
-        label_names = sorted({c for d in split_dirs.values() for c in _class_dirs(d)})
+        label_names = sorted({c for d in split_dirs.values() for c in _class_dirs(d, include)})
         roots, keep = [chosen], None
     else:
         # One folder per class, no split folders: a stable hash split of the relative
@@ -521,7 +584,7 @@ def _folder_index(data_dir, split, options, on_problem):
         percent = options.get("valid_percent", 10)
         if not 0 <= percent < 100:
             raise ValueError(f"valid_percent must be in [0, 100). Received: valid_percent={percent}")
-        label_names = _class_dirs(data_dir)
+        label_names = _class_dirs(data_dir, include)
         roots = [data_dir]
 
         def keep(rel):
@@ -534,7 +597,7 @@ def _folder_index(data_dir, split, options, on_problem):
         )
     collector = _Collector(label_names)
     for root in roots:
-        for label in _class_dirs(root):
+        for label in _class_dirs(root, include):
             class_dir = os.path.join(root, label)
             for dirpath, dirnames, filenames in os.walk(class_dir):
                 dirnames.sort()
@@ -619,6 +682,8 @@ def build_index(spec_or_name, data_dir, split, **options):
             `audio_dir`, `split_file` (voxceleb);
             `valid_percent` (folder without split sub-folders and unlabelled,
             default 10);
+            `include_folders` (folder, speechcommands: `_name` folders read
+            as classes, comma-separated; `left_out_folders` lists the others);
             `clips_per_class`, `seed` (synthetic);
             `on_problem`: `"error"` (default) raises one `ManifestError`
             listing every bad row; `"skip"` leaves bad rows out.

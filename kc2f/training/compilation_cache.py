@@ -14,11 +14,15 @@ TensorFlow has no equivalent for `tf.function` steps: tracing is per process,
 and XLA's on-disk cache (`TF_XLA_FLAGS=--tf_xla_persistent_cache_directory`)
 was not measured here, so kc2f leaves TensorFlow as it is.
 
-Off by default, on with `KC2F_COMPILATION_CACHE=1`: measured on 2 CPU cores
-with JAX 0.4.33, a run that loaded its first phase's train step from the cache
-ran it, then crashed (segmentation fault) when it loaded the next phase's
-step (docs/method.md#where-the-time-goes). Turn it on where a measurement shows
-it works and helps (e.g. a GPU with a newer jaxlib).
+On by default from JAX 0.10 (`KC2F_COMPILATION_CACHE=0` turns it off, `=1` on
+for any JAX). Measured on 2 CPU cores, JAX 0.10.2, `configs/fsdd.yaml` trimmed
+to 1 + 1 epochs on 256 clips: epochs (C = 2, then C = 1) of 4.0 s and 5.0 s with
+an empty cache, 1.6 s and 2.1 s, then 1.4 s and 2.2 s, in two later runs that
+loaded it, with the same losses; a run SIGKILLed after epoch 1 resumed its C = 1
+phase from the cache (2.1 s, the same loss)
+(docs/method.md#where-the-time-goes). Below 0.10 it stays opt-in: with JAX
+0.4.33 a run that loaded its first phase's step from the cache crashed
+(segmentation fault) when it loaded the next phase's.
 """
 
 import os
@@ -30,9 +34,24 @@ from kc2f.data.cache_dir import cache_root
 MIN_COMPILE_SECONDS = 1.0
 
 
-def compilation_cache_wanted():
-    """`KC2F_COMPILATION_CACHE=1` (opt-in; see the module docstring)."""
-    return os.environ.get("KC2F_COMPILATION_CACHE", "0").strip().lower() in ("1", "true", "yes", "on")
+# The oldest JAX whose cache was measured to survive a phase switch and a resume.
+DEFAULT_ON_FROM = (0, 10)
+
+
+def compilation_cache_wanted(jax_version=None):
+    """`KC2F_COMPILATION_CACHE` when set, else whether JAX is at least `DEFAULT_ON_FROM`.
+
+    Args:
+        jax_version: `(major, minor)`, default the installed JAX's.
+    """
+    setting = os.environ.get("KC2F_COMPILATION_CACHE", "").strip().lower()
+    if setting:
+        return setting in ("1", "true", "yes", "on")
+    if jax_version is None:
+        import jax
+
+        jax_version = tuple(int(part) for part in jax.__version__.split(".")[:2])
+    return tuple(jax_version) >= DEFAULT_ON_FROM
 
 
 def enable_compilation_cache(directory=None):

@@ -15,6 +15,20 @@ JAX_ENV = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES
 _JAX_JOINED = []
 
 
+def accelerator_present():
+    """Whether the Keras backend computes on a GPU or TPU.
+
+    `keras.distribution.list_devices` has no PyTorch implementation (Keras 3.15),
+    so torch asks CUDA directly.
+    """
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    devices = [str(d).lower() for d in keras.distribution.list_devices()]
+    return any(("gpu" in d or "tpu" in d or "cuda" in d) for d in devices)
+
+
 def _tf_cluster():
     """`(process_index, is_chief, num_workers)` from `TF_CONFIG`, or `None` without one.
 

@@ -42,7 +42,8 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
     labels = run.read_labels()
     split = split or config["eval_split"]
     examples, _ = manifest.build_index(spec, data_dir or config["data_dir"], split,
-                                       **index_options(config.get("fold"), config.get("clips_per_class")))
+                                       **index_options(config.get("fold"), config.get("clips_per_class"),
+                                                      config.get("include_folders")))
     if split == config["eval_split"] and config.get("max_eval_examples"):
         # The same clips the run was validated on.
         examples = subset_examples(examples, config["max_eval_examples"], config["seed"])

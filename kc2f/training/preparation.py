@@ -50,6 +50,8 @@ class PreparedData:
             scored once, at the selected epoch), or `None`.
         validation_source: where `validation` comes from, e.g. `"20% of the
             training split (stratified, seed 0)"`, or `None`.
+        left_out: folders of audio the layout does not read, with why
+            (`kc2f.data.manifest.left_out_folders`).
     """
 
     train: list
@@ -59,6 +61,7 @@ class PreparedData:
     bad_audio: dict
     validation: list = None
     validation_source: str = None
+    left_out: list = dataclasses.field(default_factory=list)
 
     @property
     def num_train(self):
@@ -333,10 +336,11 @@ def stratified_holdout(examples, fraction, seed):
             [e for i, e in enumerate(examples) if i in held])
 
 
-def index_options(fold=None, clips_per_class=None):
+def index_options(fold=None, clips_per_class=None, include_folders=None):
     """`manifest.build_index`'s layout options from the run's options: ESC-50's held-out `fold`,
-    the synthetic set's `clips_per_class` (each left out when `None`)."""
-    options = {"fold": fold, "clips_per_class": clips_per_class}
+    the synthetic set's `clips_per_class`, the `_name` folders read as classes (each left out
+    when `None`)."""
+    options = {"fold": fold, "clips_per_class": clips_per_class, "include_folders": include_folders}
     return {key: value for key, value in options.items() if value is not None}
 
 
@@ -347,12 +351,15 @@ def prepare_data(config, spec, log=print, show_progress=None):
     (`kc2f.data.scan_cache`); `show_progress` draws its bars on stderr
     (`None`: when stderr is a terminal).
     """
-    options = index_options(config.fold, config.clips_per_class)
+    options = index_options(config.fold, config.clips_per_class, config.include_folders)
     try:
         train, labels = manifest.build_index(spec, config.data_dir, config.train_split, **options)
         evaluation, _ = manifest.build_index(spec, config.data_dir, config.eval_split, **options)
+        left_out = manifest.left_out_folders(spec, config.data_dir, **options)
     except (ValueError, OSError) as error:
         raise RunError(str(error)) from None
+    for entry in left_out:
+        log(f"Left out: {entry['folder']} ({entry['files']} audio files): {entry['reason']}.")
     train = subset_examples(train, config.max_train_examples, config.seed)
     evaluation = subset_examples(evaluation, config.max_eval_examples, config.seed)
     splits = {"train": (config.train_split, train), "eval": (config.eval_split, evaluation)}
@@ -378,7 +385,7 @@ def prepare_data(config, spec, log=print, show_progress=None):
             log(f"Skipping bad {name} clips: {report.summary()}")
             for bad in report.bad:
                 log(f"  - {bad.source}: {bad.message}")
-    data = PreparedData(train, evaluation, labels, reports, bad_audio, validation, source)
+    data = PreparedData(train, evaluation, labels, reports, bad_audio, validation, source, left_out)
     if not data.num_train or not data.num_eval or (validation is not None and not data.num_val):
         raise RunError(f"No usable clips left: {data.num_train} training, {data.num_eval} evaluation"
                        f"{f', {data.num_val} validation' if validation is not None else ''}.")

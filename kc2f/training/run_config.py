@@ -192,6 +192,10 @@ class RunConfig:
     fold: int = _option(None, "ESC-50: the held-out fold 1..5 (None: fold 1)", int, nullable=True)
     clips_per_class: int = _option(None, "synthetic dataset: training clips per class (None: 100; "
                                    "test clips are a quarter of it)", int, nullable=True, at_least=1)
+    include_folders: str = _option(
+        None, "folder and speechcommands layouts: folders whose names start with '_' to read as classes, "
+        "comma-separated (e.g. _silence_,_unknown_); the others are left out and listed in the log and "
+        "summary.json", str, nullable=True)
 
     def __post_init__(self):
         for field in dataclasses.fields(self):

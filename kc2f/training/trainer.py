@@ -15,7 +15,7 @@ from kc2f.data import pipeline
 from kc2f.families import get_family
 from kc2f.training.checkpoint_store import CheckpointStore
 from kc2f.training.compilation_cache import enable_compilation_cache
-from kc2f.training.distribution import Distribution
+from kc2f.training.distribution import Distribution, accelerator_present
 from kc2f.training.epoch_evaluator import EpochEvaluator, predict_scores
 from kc2f.training.epoch_recorder import EpochRecorder
 from kc2f.training.loss_guard import LossGuard
@@ -279,7 +279,7 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
     averaged = None
     if store.protect and dist.is_chief:
         model, averaged = _average_checkpoints(store, build(model.factor), eval_data(), spec, run, log)
-    extra = {"selection_split": config.selection_split}
+    extra = {"selection_split": config.selection_split, "left_out": data.left_out}
     if data.validation is not None:
         extra.update(val_source=data.validation_source, val_clips=data.num_val, test_split=config.eval_split)
         if dist.is_chief:
@@ -347,8 +347,7 @@ def _check_free_space(run, store, model):
 
 def _set_precision(precision):
     if precision == "auto":
-        devices = [d.lower() for d in keras.distribution.list_devices()]
-        precision = "mixed_bfloat16" if any(("gpu" in d or "tpu" in d) for d in devices) else "float32"
+        precision = "mixed_bfloat16" if accelerator_present() else "float32"
     keras.mixed_precision.set_global_policy(precision)
     return precision
 

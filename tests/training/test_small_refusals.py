@@ -94,3 +94,15 @@ def test_stats_write_refuses_a_bad_config_before_computing_and_leaves_it_alone(t
     assert result.output.startswith("Error: ") and __import__("re").search(message, result.output), result.output
     assert path.read_text() == text
     assert not (tmp_path / "data").exists()  # refused before the statistics (which generate the set)
+
+
+def test_the_jax_compilation_cache_is_on_from_jax_0_10_unless_turned_off(monkeypatch):
+    from kc2f.training.compilation_cache import compilation_cache_wanted
+
+    monkeypatch.delenv("KC2F_COMPILATION_CACHE", raising=False)
+    assert compilation_cache_wanted((0, 10)) and compilation_cache_wanted((1, 0))
+    assert not compilation_cache_wanted((0, 4))  # 0.4.33 crashed loading a second phase's step
+    monkeypatch.setenv("KC2F_COMPILATION_CACHE", "0")
+    assert not compilation_cache_wanted((0, 10))
+    monkeypatch.setenv("KC2F_COMPILATION_CACHE", "1")
+    assert compilation_cache_wanted((0, 4))
