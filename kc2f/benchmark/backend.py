@@ -13,7 +13,7 @@ import platform
 import keras
 import numpy as np
 
-from kc2f.training.distribution import accelerator_present  # noqa: F401  (re-exported)
+from kc2f.training.distribution import accelerator_present
 
 
 def device_name():

@@ -22,6 +22,7 @@ Decoding never raises for a malformed header: it returns a status code
 can name every bad file and why.
 """
 
+import functools
 import math
 import os
 
@@ -201,6 +202,10 @@ def _decode_wav(contents):
 # FLAC / Ogg (Vorbis, Opus, FLAC) / MP3 through libsndfile (the `soundfile` package)
 
 
+# What libsndfile raises for a stream it cannot read (soundfile.LibsndfileError is a RuntimeError).
+_SOUNDFILE_ERRORS = (RuntimeError, EOFError)
+
+
 def read_compressed(contents):
     """Decodes a FLAC, Ogg or MP3 file's bytes with libsndfile, in NumPy.
 
@@ -232,11 +237,9 @@ def read_compressed(contents):
 
 def decode_compressed_numpy(contents):
     """`read_compressed` as `(samples, rate, status)`, never raising (for `tf.numpy_function`)."""
-    import soundfile
-
     try:
         samples, rate = read_compressed(contents)
-    except (soundfile.LibsndfileError, RuntimeError, EOFError):
+    except _SOUNDFILE_ERRORS:
         return np.zeros((0, 1), np.float32), np.int32(0), np.int32(STATUS_UNDECODABLE)
     return samples, np.int32(rate), np.int32(STATUS_OK)
 
@@ -373,10 +376,6 @@ class Resampler:
         self.i_min = -(half // self.up)  # ceil(-half / up)
         self.i_max = ((self.up - 1) * self.down + half) // self.up
         self.window = self.i_max - self.i_min + 1
-        # firwin's unit-DC-gain scale over the whole filter, which `_direct` divides by.
-        m = max(self.up, self.down)
-        n = np.arange(-half, half + 1, dtype=np.float64)
-        self.gain = float(np.sum(np.sinc(n / m) * np.kaiser(2 * half + 1, 5.0)) / m)
         self.exact = self.window * self.up <= _MAX_POLYPHASE_COEFFICIENTS
         if not self.exact:
             return
@@ -386,6 +385,13 @@ class Resampler:
         offset = half + r * self.down - i * self.up
         valid = (offset >= 0) & (offset <= 2 * half)
         self.matrix = np.where(valid, h[np.clip(offset, 0, 2 * half)], 0.0).astype(np.float32)
+
+    @functools.cached_property
+    def gain(self):
+        """firwin's unit-DC-gain scale over the whole filter, which `_direct` divides by."""
+        half, m = 10 * max(self.up, self.down), max(self.up, self.down)
+        n = np.arange(-half, half + 1, dtype=np.float64)
+        return float(np.sum(np.sinc(n / m) * np.kaiser(2 * half + 1, 5.0)) / m)
 
     @property
     def compiled(self):
@@ -466,9 +472,9 @@ class Resampler:
         u = tf.clip_by_value(tau / 10.0, -1.0, 1.0)
         beta = tf.constant(5.0, tf.float64)
         window = tf.math.bessel_i0(beta * tf.sqrt(1.0 - u * u)) / tf.math.bessel_i0(beta)
-        pi_tau = np.pi * tau
-        sinc = tf.where(tf.equal(tau, 0.0), tf.ones_like(tau), tf.sin(pi_tau) / tf.where(
-            tf.equal(tau, 0.0), tf.ones_like(tau), pi_tau))
+        at_zero = tf.equal(tau, 0.0)
+        pi_tau = np.pi * tf.where(at_zero, tf.ones_like(tau), tau)  # no 0/0 where sinc is 1
+        sinc = tf.where(at_zero, tf.ones_like(tau), tf.sin(pi_tau) / pi_tau)
         weights = tf.where(tf.abs(tau) <= 10.0, c / self.gain * sinc * window, tf.zeros_like(tau))
         n = tf.cast(tf.shape(x)[0], tf.int64)
         inside = (j >= 0) & (j < n)
@@ -610,11 +616,9 @@ def read_audio(path):
     samples, rate, status = decoder(tf.constant(contents))
     status = int(status)
     if status == STATUS_UNDECODABLE:
-        import soundfile
-
         try:
             read_compressed(contents)
-        except (soundfile.LibsndfileError, RuntimeError, EOFError) as e:
+        except _SOUNDFILE_ERRORS as e:
             raise AudioError(path, f"corrupt audio stream: {e}") from None
     if status not in (STATUS_OK,):
         raise AudioError(path, describe_status(status, contents))

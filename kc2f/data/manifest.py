@@ -537,8 +537,8 @@ def left_out_folders(spec_or_name, data_dir, **options):
     include = _include_folders(options)
     roots = [data_dir]
     if spec.layout == "folder":
-        split_dirs = [os.path.join(data_dir, s) for s in ("train", "valid", "val", "test")]
-        roots = [d for d in split_dirs if os.path.isdir(d)] if os.path.isdir(split_dirs[0]) else [data_dir]
+        split_dirs = _folder_split_dirs(data_dir)
+        roots = list(split_dirs.values()) if "train" in split_dirs else [data_dir]
     left_out = []
     for root in roots:
         walk = os.walk(root) if spec.layout == "unlabelled" else [(root, sorted(os.listdir(root)), None)]
@@ -561,11 +561,16 @@ def left_out_folders(spec_or_name, data_dir, **options):
     return sorted(left_out, key=lambda entry: entry["folder"])
 
 
+def _folder_split_dirs(data_dir):
+    """`{name: path}` of the split sub-folders (train, valid, val, test) a folder dataset has."""
+    return {s: os.path.join(data_dir, s) for s in ("train", "valid", "val", "test")
+            if os.path.isdir(os.path.join(data_dir, s))}
+
+
 def _folder_index(data_dir, split, options, on_problem):
     _require_dir(data_dir, "folder data_dir")
     include = _include_folders(options)
-    split_dirs = {s: os.path.join(data_dir, s) for s in ("train", "valid", "val", "test")
-                  if os.path.isdir(os.path.join(data_dir, s))}
+    split_dirs = _folder_split_dirs(data_dir)
     if "train" in split_dirs:
         # data_dir/{train,valid|val,test}/{class}/...; "valid" falls back to test and back.
         alias = {"train": ("train",), "valid": ("valid", "val", "test"),
