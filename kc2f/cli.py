@@ -181,8 +181,13 @@ def report(run_dirs, baseline, fine_tuned, baseline_fine_tuned, as_json, out_dir
 @click.option("--max-examples", type=int, help="Use only this many clips.")
 @click.option("--write", "write_path", type=click.Path(dir_okay=False),
               help="Also write `mean:` and `std:` to this YAML config (for --config).")
+@click.option("--sample-rate", type=click.IntRange(min=1), help="Resample to this rate, Hz (as fit's option).")
+@click.option("--clip-seconds", type=click.FloatRange(min=0, min_open=True),
+              help="Crop clips to this length, as fit's clip_seconds (default: the recipe's).")
+@click.option("--num-mel-bins", type=click.IntRange(min=1),
+              help="Mel filters of the fbank, as fit's num_mel_bins (default: the recipe's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON on stdout.")
-def stats(dataset, data_dir, split, max_examples, write_path, as_json):
+def stats(dataset, data_dir, split, max_examples, write_path, sample_rate, clip_seconds, num_mel_bins, as_json):
     """Fbank mean/std of a dataset split, without augmentation (for normalisation)."""
     from kc2f.data.stats import dataset_stats
     from kc2f.training.run_config import set_options_in_file
@@ -190,7 +195,9 @@ def stats(dataset, data_dir, split, max_examples, write_path, as_json):
     try:
         if write_path and pathlib.Path(write_path).exists():
             load_file(write_path)  # refused before the statistics are computed, not after
-        mean, std, count = dataset_stats(dataset, data_dir, split, max_examples=max_examples)
+        inputs = {key: value for key, value in (("sample_rate", sample_rate), ("clip_seconds", clip_seconds),
+                                                ("num_mel_bins", num_mel_bins)) if value is not None}
+        mean, std, count = dataset_stats(dataset, data_dir, split, max_examples=max_examples, **inputs)
     except (ValueError, OSError) as error:
         _fail(error)
     if as_json:
@@ -200,10 +207,12 @@ def stats(dataset, data_dir, split, max_examples, write_path, as_json):
         click.echo(f"{dataset} {split} ({count} clips): mean={mean:.7g} std={std:.7g}")
     if write_path:
         try:
-            set_options_in_file(write_path, {"dataset": dataset, "mean": float(mean), "std": float(std)})
+            # The input options too: the statistics hold for that input only.
+            set_options_in_file(write_path, {"dataset": dataset, **inputs, "mean": float(mean), "std": float(std)})
         except ValueError as error:
             _fail(error)
-        log_function(as_json)(f"Wrote mean/std to {write_path}; use it with --config {write_path}.")
+        log_function(as_json)(f"Wrote {'/'.join([*inputs, 'mean', 'std'])} to {write_path}; use it with "
+                              f"--config {write_path}.")
 
 
 @main.command()

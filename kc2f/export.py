@@ -119,7 +119,7 @@ def read_run(run_dir):
     config = run.read_config()
     if "dataset" not in config:
         raise ValueError(f"{run.file(run.CONFIG)} has no 'dataset' entry; is {run} a kc2f run directory?")
-    spec = registry.get_dataset_spec(config["dataset"])
+    spec = registry.input_spec(config["dataset"], config)
     labels = read_labels(run.file(run.LABELS))
     return {"model_path": model_path, "config": config, "spec": spec, "labels": labels}
 

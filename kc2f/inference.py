@@ -180,7 +180,7 @@ def _load_keras_file(path, labels, factor, multilabel):
     metadata = _read_optional_json(path.parent / ASSETS / METADATA_FILE) or _read_optional_json(
         path.parent / METADATA_FILE)
     if isinstance(config, dict) and "dataset" in config:
-        spec = registry.get_dataset_spec(config["dataset"])
+        spec = registry.input_spec(config["dataset"], config)
         clip_seconds = spec.clip_seconds
         multilabel = spec.multilabel if multilabel is None else multilabel
     elif isinstance(metadata, dict):
@@ -487,6 +487,12 @@ def predict_waveforms(predictor, items, window=None, hop=None, aggregate="mean",
     for name, audio in items:
         if isinstance(audio, BaseException):
             item = {"name": name, "error": str(audio), "missing": 0}
+        elif len(audio) < predictor.min_samples:
+            # The input contract (as for arrays, `audio_items`): no fbank frame, nothing to score.
+            rate = predictor.sample_rate
+            item = {"name": name, "missing": 0, "error": (
+                f"{name}: only {len(audio)} samples ({len(audio) / rate * 1000:.1f} ms at {rate} Hz), shorter "
+                f"than one fbank frame ({predictor.min_samples} samples): there is nothing to score")}
         else:
             audio = np.asarray(audio, np.float32)
             starts = window_starts(len(audio), window_samples, hop_samples)
@@ -517,11 +523,6 @@ def _result(predictor, item, options):
         "top": _top(total, predictor.labels, k),
         "scores": [float(score) for score in total],
     }
-    if item["audio_length"] < predictor.min_samples:
-        result["warning"] = (
-            f"{item['name']}: only {item['audio_length']} samples ({item['audio_length'] / rate * 1000:.1f} ms), "
-            f"shorter than one fbank frame ({predictor.min_samples} samples): its scores carry no information"
-        )
     if options["per_window"]:
         result["per_window"] = [
             {

@@ -87,8 +87,10 @@ def test_a_directory_and_a_clip_shorter_than_a_frame_are_named(setup):
     tiny = write_wav(root / "one_sample.wav", 1 / 8000, sample_rate=8000, seed=4)
     results = predict_files(run_dir, [root, tiny, files["clip"]])
     assert results[0]["error"] == f"{root}: is a directory, not an audio file"
-    assert "only 1 samples" in results[1]["warning"] and "one_sample.wav" in results[1]["warning"]
-    assert "warning" not in results[2]
+    # Refused as an array of one sample is (the input contract), the other files still predicted.
+    assert results[1] == {"file": str(tiny), "error": f"{tiny}: only 1 samples (0.1 ms at 8000 Hz), shorter than "
+                          "one fbank frame (200 samples): there is nothing to score"}
+    assert "top" in results[2] and "error" not in results[2]
 
 
 def test_run_dir_keras_file_and_saved_model_agree(setup, tmp_path):

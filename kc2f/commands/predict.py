@@ -42,7 +42,8 @@ def _echo_result(result):
               help="Windows per model call.")
 @click.option("--per-window", is_flag=True, help="Also report every window's scores.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list on stdout, one object per file.")
-@click.option("--quiet", is_flag=True, help="No per-file warnings on stderr (errors are still reported).")
+@click.option("--quiet", is_flag=True, help="Accepted as by the other commands; predict draws no progress (errors "
+              "are still reported).")
 @click.pass_context
 def predict(ctx, model, files, labels_file, window, hop, aggregate, top_k, factor, multilabel, batch_size,
             per_window, as_json, quiet):
@@ -55,9 +56,9 @@ def predict(ctx, model, files, labels_file, window, hop, aggregate, top_k, facto
     """
     from kc2f.inference import predict_files
 
+    del quiet  # no per-file warnings since a file shorter than one frame is an error
+
     def show(result):
-        if "warning" in result and not quiet:
-            click.echo(f"Warning: {result['warning']}", err=True)
         if as_json:
             if "error" in result:
                 click.echo(f"Error: {result['error']}", err=True)

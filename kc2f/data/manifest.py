@@ -30,6 +30,7 @@ file and row, so a user fixes a manifest in one pass.
 Pure Python: no TensorFlow.
 """
 
+import collections
 import csv
 import json
 import os
@@ -431,9 +432,51 @@ def _esc50_index(data_dir, split, options, on_problem):
     return _collect(label_names, rows, problems, f"ESC-50 {csv_path}", on_problem)
 
 
+# Speech Commands' ten command words (Warden, 2018, https://arxiv.org/abs/1804.03209, section 4):
+# with `_unknown_` (every other word) and `_silence_` the common 12-class keyword-spotting task.
+SPEECH_COMMANDS_10 = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+UNKNOWN, SILENCE = "_unknown_", "_silence_"
+
+
+def speech_commands_keywords(value):
+    """The `keywords` option as a tuple of words (`None`: every word is a class).
+
+    Args:
+        value: `None`, `"10"` (or `10`) for `SPEECH_COMMANDS_10`, or words,
+            comma-separated or as a sequence.
+    """
+    if value is None:
+        return None
+    if str(value).strip() == "10":
+        return SPEECH_COMMANDS_10
+    words = [w.strip() for w in value.split(",")] if isinstance(value, str) else [str(w) for w in value]
+    words = tuple(w for w in words if w)
+    if not words or len(set(words)) != len(words) or any(w.startswith("_") for w in words):
+        raise ValueError("keywords must be distinct word folder names (not _unknown_ or _silence_, which "
+                         f"the task adds itself), comma-separated, or 10. Received: keywords={value!r}")
+    return words
+
+
+def _unknown_kept(rel, share):
+    """Whether the `_unknown_` clip `rel` is in the sample of `share` of them: a hash of its path,
+    so the sample is the same in every run and a clip's choice does not depend on the others."""
+    return share >= 1.0 or zlib.crc32(rel.encode("utf-8")) < share * 2**32
+
+
 def _speechcommands_index(data_dir, split, options, on_problem):
     _require_dir(data_dir, "Speech Commands data_dir")
-    words = _class_dirs(data_dir, _include_folders(options))
+    keywords = speech_commands_keywords(options.get("keywords"))
+    # With keywords, prepared copies' _unknown_ and _silence_ folders are the task's own classes.
+    folders = _class_dirs(data_dir, _include_folders(options) + ((UNKNOWN, SILENCE) if keywords else ()))
+    if keywords:
+        missing = [w for w in keywords if w not in folders]
+        if missing:
+            raise ValueError(f"Speech Commands {data_dir} has no folder for the keywords {missing}. "
+                             f"Received: keywords={options.get('keywords')!r}")
+        words = list(keywords) + [UNKNOWN] + ([SILENCE] if SILENCE in folders else [])
+        label_of = {f: (f if f in keywords or f == SILENCE else UNKNOWN) for f in folders}
+    else:
+        words, label_of = folders, {f: f for f in folders}
     lists, problems = {}, []
     for which, name in (("valid", "validation_list.txt"), ("test", "testing_list.txt")):
         list_path = _require_file(os.path.join(data_dir, name), f"Speech Commands {name}")
@@ -443,24 +486,32 @@ def _speechcommands_index(data_dir, split, options, on_problem):
                 rel = line.strip()
                 if not rel:
                     continue
-                if rel.count("/") != 1 or rel.split("/")[0] not in words:
+                if rel.count("/") != 1 or rel.split("/")[0] not in folders:
                     problems.append(f"{list_path}:{row_number}: expected '<word>/<file>.wav' "
                                     f"with a known word, got {rel!r}")
                     continue
                 entries[os.path.normpath(rel)] = f"{list_path}:{row_number}"
         lists[which] = entries
-    collector = _Collector(words)
-    collector.problems.extend(problems)
     if split == "train":
         held_out = set(lists["valid"]) | set(lists["test"])
-        for word in words:
-            for name in sorted(os.listdir(os.path.join(data_dir, word))):
-                rel = os.path.join(word, name)
-                if _is_audio(name) and rel not in held_out:
-                    collector.add(os.path.join(data_dir, rel), (word,), os.path.join(data_dir, rel))
+        rows = [(os.path.join(folder, name), os.path.join(data_dir, folder, name))
+                for folder in folders for name in sorted(os.listdir(os.path.join(data_dir, folder)))
+                if _is_audio(name) and os.path.join(folder, name) not in held_out]
     else:
-        for rel, source in lists[split].items():
-            collector.add(os.path.join(data_dir, rel), (rel.split(os.sep)[0],), source)
+        rows = list(lists[split].items())
+    if keywords:
+        # The other words' clips outnumber the keywords' (about 2.5 to 1 in v2): _unknown_ keeps a
+        # sample the size of an average keyword class, as the task defines it.
+        counts = collections.Counter(label_of[rel.split(os.sep)[0]] for rel, _ in rows)
+        per_keyword = sum(counts.get(w, 0) for w in keywords) / len(keywords)
+        share = per_keyword / counts[UNKNOWN] if counts.get(UNKNOWN) else 1.0
+        rows = [(rel, source) for rel, source in rows
+                if label_of[rel.split(os.sep)[0]] != UNKNOWN or rel.split(os.sep)[0] == UNKNOWN
+                or _unknown_kept(rel, share)]
+    collector = _Collector(words)
+    collector.problems.extend(problems)
+    for rel, source in rows:
+        collector.add(os.path.join(data_dir, rel), (label_of[rel.split(os.sep)[0]],), source)
     return _finish(collector, f"Speech Commands {data_dir}", on_problem), words
 
 
@@ -535,6 +586,8 @@ def left_out_folders(spec_or_name, data_dir, **options):
     if not os.path.isdir(data_dir):
         return []
     include = _include_folders(options)
+    if spec.layout == "speechcommands" and options.get("keywords"):
+        include += (UNKNOWN, SILENCE)
     roots = [data_dir]
     if spec.layout == "folder":
         split_dirs = _folder_split_dirs(data_dir)
@@ -689,6 +742,10 @@ def build_index(spec_or_name, data_dir, split, **options):
             default 10);
             `include_folders` (folder, speechcommands: `_name` folders read
             as classes, comma-separated; `left_out_folders` lists the others);
+            `keywords` (speechcommands: the words that are classes, or `"10"`
+            for `SPEECH_COMMANDS_10`; the other words' clips become `_unknown_`,
+            a sample of them as large as an average keyword class, and a
+            `_silence_` folder, where the copy has one, is a class);
             `clips_per_class`, `seed` (synthetic);
             `on_problem`: `"error"` (default) raises one `ManifestError`
             listing every bad row; `"skip"` leaves bad rows out.
@@ -715,7 +772,9 @@ def build_index(spec_or_name, data_dir, split, **options):
     if data_dir is not None:
         data_dir = os.path.abspath(os.path.expanduser(str(data_dir)))
     examples, label_names = _LAYOUTS[spec.layout](data_dir, split, options, on_problem)
-    if spec.num_classes is not None and len(label_names) != spec.num_classes:
+    # Speech Commands' keyword task has its own class count (the keywords, _unknown_, _silence_).
+    fixed = None if spec.layout == "speechcommands" and options.get("keywords") else spec.num_classes
+    if fixed is not None and len(label_names) != fixed:
         raise ValueError(
             f"Dataset '{spec.name}' has {spec.num_classes} classes, but the data in "
             f"{data_dir} defines {len(label_names)}: {label_names[:10]}"

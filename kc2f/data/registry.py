@@ -16,6 +16,7 @@ instantly.
 """
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 METRICS = ("accuracy", "mAP")
@@ -36,6 +37,16 @@ LAYOUTS = (
 # Layouts whose "valid" split is the dataset's own validation set, distinct from its test set
 # (the others return their single held-out set for both).
 OWN_VALIDATION_LAYOUTS = ("speechcommands", "voxceleb")
+
+# Layouts with no recipe of their own (a user's folders or manifest): without the run's
+# `clip_seconds`/`target_frames`, both are chosen from the training clips (`sized_from_data`).
+DATA_SIZED_LAYOUTS = ("folder", "manifest")
+
+# The spec fields a run may set (`RunConfig` options of the same names): the model's input.
+INPUT_FIELDS = ("sample_rate", "clip_seconds", "target_frames", "num_mel_bins")
+
+# Fbank frames per second: every model's hop is 10 ms at full resolution.
+FRAMES_PER_SECOND = 100
 
 
 @dataclass(frozen=True)
@@ -267,3 +278,53 @@ def get_dataset_spec(name):
             f"Unknown dataset '{name}'. Known datasets: {', '.join(sorted(DATASETS))}. "
             f"Received: name={name!r}"
         ) from None
+
+
+def input_spec(spec, options):
+    """`spec` with the model input the run set: its `INPUT_FIELDS` that `options` gives (not `None`).
+
+    Args:
+        spec: a `DatasetSpec` or registry name.
+        options: a `RunConfig` or a run's `config.json` mapping (older runs lack
+            the fields: the recipe's values stand).
+    """
+    spec = get_dataset_spec(spec)
+    get = options.get if isinstance(options, dict) else (lambda key: getattr(options, key, None))
+    changes = {key: get(key) for key in INPUT_FIELDS if get(key) is not None}
+    return spec.replace(**changes) if changes else spec
+
+
+def frames_for(clip_seconds, multiple):
+    """Full-resolution fbank frames for `clip_seconds` of audio: 10 ms hops, rounded up to `multiple`.
+
+    Args:
+        clip_seconds: seconds of audio in one model input clip (> 0).
+        multiple: the model's frame granularity (`ModelFamily.frames_multiple`).
+    """
+    if not clip_seconds > 0:
+        raise ValueError(f"clip_seconds must be positive. Received: clip_seconds={clip_seconds!r}")
+    if not isinstance(multiple, int) or multiple < 1:
+        raise ValueError(f"multiple must be a positive integer. Received: multiple={multiple!r}")
+    frames = max(1, round(clip_seconds * FRAMES_PER_SECOND))
+    return -(-frames // multiple) * multiple
+
+
+def sized_from_data(durations, recipe_seconds, multiple, quantile=0.95):
+    """`(clip_seconds, target_frames)` for clips of these lengths: the `quantile` of `durations`
+    (so that at most 5% of the clips are cropped), 10 ms resolution, at most the recipe's
+    `recipe_seconds` (longer clips are cropped at random in training, as the recipe does), and
+    the frames of that length rounded up to `multiple`.
+
+    Args:
+        durations: seconds of each usable training clip (non-empty).
+        recipe_seconds: the dataset recipe's clip length, the ceiling.
+        multiple: the model's frame granularity (`ModelFamily.frames_multiple`).
+    """
+    values = sorted(float(d) for d in durations)
+    if not values:
+        raise ValueError("durations is empty: no usable training clip to size the input from.")
+    position = min(len(values) - 1, max(0, math.ceil(quantile * len(values)) - 1))
+    # The 1e-9 keeps a length of exactly N hops at N (float error would round it up to N + 1).
+    seconds = math.ceil(values[position] * FRAMES_PER_SECOND - 1e-9) / FRAMES_PER_SECOND
+    seconds = min(max(seconds, multiple / FRAMES_PER_SECOND), recipe_seconds)
+    return seconds, frames_for(seconds, multiple)

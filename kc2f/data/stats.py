@@ -19,7 +19,7 @@ import numpy as np
 from kc2f.data.manifest import build_index
 from kc2f.data.pipeline import make_dataset, validate_audio
 from kc2f.data.progress_bar import ProgressBar
-from kc2f.data.registry import get_dataset_spec
+from kc2f.data.registry import INPUT_FIELDS, get_dataset_spec, input_spec
 from kc2f.layers.kaldi_fbank import KaldiFbank
 
 
@@ -86,13 +86,21 @@ def _accumulate(fbank, features, total, total_sq, count):
     return total + frames.sum(), total_sq + np.square(frames).sum(), count + frames.size
 
 
-def dataset_stats(name, data_dir=None, split="train", max_examples=None, show_progress=None):
+def dataset_stats(name, data_dir=None, split="train", max_examples=None, show_progress=None, **inputs):
     """`compute_stats` over a registered dataset's split; returns `(mean, std, clips)`.
 
     This is what `kc2f stats` prints and what a run uses when the registry has
     no statistics for its dataset.
+
+    Args:
+        **inputs: the run's input options (`registry.INPUT_FIELDS`: `sample_rate`,
+            `clip_seconds`, `num_mel_bins`...) where they differ from the recipe:
+            the statistics depend on the fbank's bins and the clip's crop.
     """
-    spec = get_dataset_spec(name)
+    unknown = sorted(set(inputs) - set(INPUT_FIELDS))
+    if unknown:
+        raise ValueError(f"Unknown input option(s) {unknown}; known: {list(INPUT_FIELDS)}. Received: {unknown}")
+    spec = input_spec(name, inputs)
     examples, label_names = build_index(spec, data_dir, split)
     mean, std = compute_stats(examples, spec, max_examples=max_examples, label_names=label_names,
                               show_progress=show_progress)

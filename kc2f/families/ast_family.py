@@ -1,5 +1,7 @@
 """The AST as a model family: how kc2f builds, resizes and counts the AST."""
 
+import math
+
 from kc2f.families.model_family import ModelFamily
 from kc2f.models import METHODS, PRESETS, AudioSpectrogramTransformer
 from kc2f.models.flops import training_flops_per_sample
@@ -20,6 +22,13 @@ def backbone_options(config, spec, factor):
         fbank_std=config.std,
         patch_size=tuple(config.patch_size),
     )
+
+
+def patch_frames_multiple(config):
+    """`ModelFamily.frames_multiple` of the families built on the AST: a whole number of time patches
+    at every factor (fshift and pooling divide the frames by C, the patch methods widen the patch C
+    times)."""
+    return config.patch_size[1] * math.lcm(*config.factors)
 
 
 class AstFamily(ModelFamily):
@@ -54,6 +63,9 @@ class AstFamily(ModelFamily):
         return AudioSpectrogramTransformer(
             hidden_dim=config.hidden_dim, depth=config.depth, num_heads=config.num_heads, **kwargs
         )
+
+    def frames_multiple(self, config):
+        return patch_frames_multiple(config)
 
     def transfer(self, source, target):
         return transfer_weights(source, target)

@@ -7,6 +7,24 @@ from kc2f.weights.htsat_checkpoint import initialize_htsat
 from kc2f.weights.swin_transfer import transfer_swin_weights
 
 
+def _sizes(config):
+    """Htsat's size arguments: the preset's, or the run's options (HTS-AT's window 8 and 64 mel bins);
+    the run's `num_mel_bins` where it gives one."""
+    if config.preset:
+        sizes = dict(HTSAT_PRESETS[config.preset])
+    else:
+        sizes = {
+            "embed_dim": config.hidden_dim,
+            "depths": (2,) * config.depth,
+            "num_heads": tuple(config.num_heads * 2**i for i in range(config.depth)),
+            "window_size": 8,
+            "num_mel_bins": 64,
+        }
+    if config.num_mel_bins is not None:
+        sizes["num_mel_bins"] = config.num_mel_bins
+    return sizes
+
+
 class HtsatFamily(ModelFamily):
     """`--model htsat`: HTS-AT (https://arxiv.org/abs/2202.00874) trained coarse-to-fine.
 
@@ -27,16 +45,6 @@ class HtsatFamily(ModelFamily):
     model_classes = (Htsat,)
 
     def build(self, config, spec, num_classes, factor):
-        if config.preset:
-            sizes = dict(HTSAT_PRESETS[config.preset])
-        else:
-            sizes = {
-                "embed_dim": config.hidden_dim,
-                "depths": (2,) * config.depth,
-                "num_heads": tuple(config.num_heads * 2**i for i in range(config.depth)),
-                "window_size": 8,
-                "num_mel_bins": 64,
-            }
         return Htsat(
             num_classes=num_classes,
             method=config.method,
@@ -48,8 +56,13 @@ class HtsatFamily(ModelFamily):
             timem=config.timem,
             seed=config.seed,
             name=f"htsat_c{factor}",
-            **sizes,
+            **_sizes(config),
         )
+
+    def frames_multiple(self, config):
+        # Htsat folds the spectrogram into num_chunks (4) chunks of whole patches (4 frames) that
+        # every stage's patch merging halves: frames % (4 · 4 · 2^(stages − 1)) == 0.
+        return 4 * 4 * 2 ** (len(_sizes(config)["depths"]) - 1)
 
     def transfer(self, source, target):
         return transfer_swin_weights(source, target)

@@ -30,6 +30,7 @@ train a new model with `kc2f fit --model NAME`:
 `tests/families/toy_family.py` is a complete, tested example.
 """
 
+import math
 import os
 
 import keras
@@ -117,6 +118,17 @@ class ModelFamily:
         classifiers returns its own metrics, `metric(spec)` among them.
         """
         return None
+
+    def frames_multiple(self, config):
+        """What a clip's full-resolution frames must be a multiple of, for every factor of the run.
+
+        Frames chosen by kc2f (`--set clip_seconds=...` alone, or a folder
+        dataset's input sized from its clips) are rounded up to it. The default,
+        the least common multiple of the factors, lets every phase see a whole
+        number of frames; a family whose models cut frames into patches or
+        chunks returns a multiple of those too.
+        """
+        return math.lcm(*config.factors)
 
     def tokens(self, model):
         """Tokens the model's transformer sees per clip (logged per epoch; 0 if not a transformer)."""

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from kc2f.families.ast_family import backbone_options
+from kc2f.families.ast_family import backbone_options, patch_frames_multiple
 from kc2f.families.model_family import ModelFamily
 from kc2f.models import PRESETS, PRETRAINING_METHODS, SsastPretrainer
 from kc2f.models.flops import pretraining_flops_per_sample
@@ -58,6 +58,9 @@ class SsastFamily(ModelFamily):
                 f"Received: patch_stride={list(config.patch_stride)}"
             )
         return SsastPretrainer(**kwargs)
+
+    def frames_multiple(self, config):
+        return patch_frames_multiple(config)
 
     def transfer(self, source, target):
         return transfer_weights(source, target)

@@ -1,6 +1,5 @@
 """Evaluating a trained run, at its own or at other compression factors."""
 
-import dataclasses
 import time
 
 from kc2f.data import manifest, pipeline, registry
@@ -36,14 +35,12 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
     """
     run = RunDirectory(run_dir)
     config = run.read_config()
-    spec = registry.get_dataset_spec(config["dataset"])
-    if config.get("sample_rate"):  # the run's --sample-rate: clips decode at the model's rate
-        spec = dataclasses.replace(spec, sample_rate=config["sample_rate"])
+    # The run's own input (--sample-rate, clip length): clips decode and crop as in training.
+    spec = registry.input_spec(config["dataset"], config)
     labels = run.read_labels()
     split = split or config["eval_split"]
     examples, _ = manifest.build_index(spec, data_dir or config["data_dir"], split,
-                                       **index_options(config.get("fold"), config.get("clips_per_class"),
-                                                      config.get("include_folders")))
+                                       **index_options(config))
     if split == config["eval_split"] and config.get("max_eval_examples"):
         # The same clips the run was validated on.
         examples = subset_examples(examples, config["max_eval_examples"], config["seed"])

@@ -12,6 +12,7 @@
 """
 
 import dataclasses
+import math
 import os
 import pathlib
 import random
@@ -19,6 +20,7 @@ import shutil
 
 from kc2f.data import manifest, pipeline, registry
 from kc2f.data.stats import compute_stats
+from kc2f.families import get_family
 from kc2f.training.baseline_match import baseline_mismatch, describe
 from kc2f.training.phase_schedule import default_initial_fraction
 from kc2f.training.run_config import selection_split
@@ -30,8 +32,9 @@ from kc2f.training.run_error import RunError
 # many checkpoints are kept.
 RESUME_FREE = ("on_bad_audio", "distribute", "keep_checkpoints")
 # Computed from the training split at a run's start where the recipe has none
-# (`prepare_data`) and recorded in config.json: a resume without them takes the run's.
-RUN_COMPUTED = ("mean", "std")
+# (`prepare_data`: the statistics, and a folder's input size) and recorded in config.json: a
+# resume without them takes the run's.
+RUN_COMPUTED = ("mean", "std", "clip_seconds", "target_frames", "timem")
 
 
 @dataclasses.dataclass
@@ -82,14 +85,22 @@ def resolve(config):
         spec = registry.get_dataset_spec(config.dataset)
     except ValueError as error:
         raise RunError(str(error)) from None
-    if config.sample_rate is not None and config.sample_rate != spec.sample_rate:
-        # The pipeline resamples every clip to spec.sample_rate; the clip keeps its seconds.
-        spec = dataclasses.replace(spec, sample_rate=config.sample_rate)
-    changes = {
+    recipe = spec
+    changes = _input_changes(config, spec)
+    # The pipeline resamples every clip to spec.sample_rate (a clip keeps its seconds) and crops or
+    # pads it to spec.clip_seconds; the model's fbank has spec.target_frames and num_mel_bins.
+    spec = registry.input_spec(spec, config.replace(**changes))
+    changes.update({
         key: getattr(spec, key)
-        for key in ("epochs", "batch_size", "lr", "freqm", "timem", "mixup", "mean", "std")
+        for key in ("epochs", "batch_size", "lr", "mixup", "mean", "std")
         if getattr(config, key) is None
-    }
+    })
+    if config.freqm is None:
+        changes["freqm"] = _scaled(recipe.freqm, spec.num_mel_bins, recipe.num_mel_bins)
+    if config.timem is None and (changes.get("target_frames") or config.target_frames) is not None:
+        changes["timem"] = _scaled(recipe.timem, spec.target_frames, recipe.target_frames)
+    elif config.timem is None and spec.layout not in registry.DATA_SIZED_LAYOUTS:
+        changes["timem"] = recipe.timem
     if config.data_dir is not None:
         # Absolute, so that resuming from another working directory is the same run.
         changes["data_dir"] = os.path.abspath(os.path.expanduser(config.data_dir))
@@ -115,6 +126,69 @@ def resolve(config):
     if resolved.target is not None and resolved.baseline is not None:
         raise RunError("Give either --target or --baseline, not both.")
     return resolved, spec
+
+
+def _input_changes(config, spec):
+    """The input options `resolve` fills: `target_frames` from a `clip_seconds` given alone (10 ms
+    hops rounded up to the model's `frames_multiple`), and for a layout with a recipe (not
+    `registry.DATA_SIZED_LAYOUTS`, whose input `prepare_data` sizes from the clips) the recipe's
+    clip length and frames where neither is given."""
+    if config.keywords is not None and spec.layout != "speechcommands":
+        raise RunError(f"Option 'keywords' picks Speech Commands words; dataset '{spec.name}' has "
+                       f"no such words. Received: keywords={config.keywords!r}")
+    if config.clip_seconds is not None and config.target_frames is None:
+        try:
+            multiple = get_family(config.model).frames_multiple(config)
+        except ValueError as error:
+            raise RunError(str(error)) from None
+        return {"target_frames": registry.frames_for(config.clip_seconds, multiple)}
+    if config.target_frames is not None and config.clip_seconds is None:
+        if spec.layout in registry.DATA_SIZED_LAYOUTS:
+            return {"clip_seconds": config.target_frames / registry.FRAMES_PER_SECOND}
+    return {}
+
+
+def _scaled(width, size, recipe_size):
+    """A SpecAugment mask width of the recipe, scaled to an input of `size` frames (or bins)
+    instead of the recipe's `recipe_size`, so that it masks the same share of the input."""
+    return width if size == recipe_size else int(round(width * size / recipe_size))
+
+
+def size_input(config, spec, durations, log=print):
+    """`config` with the model input fitted to the training clips (seconds each, `durations`).
+
+    A `registry.DATA_SIZED_LAYOUTS` dataset with no `clip_seconds`/`target_frames`
+    gets both from its clips (`registry.sized_from_data`; SpecAugment's time mask
+    scaled with the frames), logged. Any dataset whose clips fill less than half of
+    the input on average gets a warning: most of each step's compute would go to
+    padding.
+    """
+    durations = [float(d) for d in durations]
+    if not durations:
+        return config
+    changes = {}
+    if config.clip_seconds is None and config.target_frames is None:
+        multiple = get_family(config.model).frames_multiple(config)
+        seconds, frames = registry.sized_from_data(durations, spec.clip_seconds, multiple)
+        whole = sum(d <= seconds for d in durations) / len(durations)
+        changes.update(clip_seconds=seconds, target_frames=frames)
+        log(f"Input sized from the {len(durations)} training clips (dataset '{spec.name}' has no fixed "
+            f"clip length): {seconds:g} s per clip ({whole:.0%} of the clips whole, longer ones cropped), "
+            f"{frames} frames (a multiple of {multiple}). Set clip_seconds / target_frames to choose.")
+    if config.timem is None:
+        frames = changes.get("target_frames") or config.target_frames or spec.target_frames
+        recipe = registry.get_dataset_spec(spec.name)
+        changes["timem"] = _scaled(recipe.timem, frames, recipe.target_frames)
+    config = config.replace(**changes) if changes else config
+    clip = config.clip_seconds or spec.clip_seconds
+    fill = sum(min(d, clip) for d in durations) / (len(durations) * clip)
+    if fill < 0.5:
+        median = sorted(durations)[len(durations) // 2]
+        log(f"Warning: the training clips fill {fill:.0%} of the {clip:g} s input on average (median clip "
+            f"{median:.2f} s): most of each step's compute goes to padding. Set clip_seconds (e.g. "
+            f"--set clip_seconds={math.ceil(sorted(durations)[int(0.95 * (len(durations) - 1))] * 100) / 100:g}) "
+            "to fit them.")
+    return config
 
 
 def default_run_dir(config):
@@ -336,12 +410,16 @@ def stratified_holdout(examples, fraction, seed):
             [e for i, e in enumerate(examples) if i in held])
 
 
-def index_options(fold=None, clips_per_class=None, include_folders=None):
-    """`manifest.build_index`'s layout options from the run's options: ESC-50's held-out `fold`,
-    the synthetic set's `clips_per_class`, the `_name` folders read as classes (each left out
-    when `None`)."""
-    options = {"fold": fold, "clips_per_class": clips_per_class, "include_folders": include_folders}
-    return {key: value for key, value in options.items() if value is not None}
+# The run options that are `manifest.build_index` layout options of the same name.
+INDEX_OPTIONS = ("fold", "clips_per_class", "include_folders", "keywords")
+
+
+def index_options(config):
+    """`manifest.build_index`'s layout options from a run's options (a `RunConfig` or its
+    `config.json` mapping): ESC-50's held-out `fold`, the synthetic set's `clips_per_class`, the
+    `_name` folders read as classes, Speech Commands' `keywords` (each left out when `None`)."""
+    get = config.get if isinstance(config, dict) else (lambda key: getattr(config, key, None))
+    return {key: get(key) for key in INDEX_OPTIONS if get(key) is not None}
 
 
 def prepare_data(config, spec, log=print, show_progress=None):
@@ -351,7 +429,7 @@ def prepare_data(config, spec, log=print, show_progress=None):
     (`kc2f.data.scan_cache`); `show_progress` draws its bars on stderr
     (`None`: when stderr is a terminal).
     """
-    options = index_options(config.fold, config.clips_per_class, config.include_folders)
+    options = index_options(config)
     try:
         train, labels = manifest.build_index(spec, config.data_dir, config.train_split, **options)
         evaluation, _ = manifest.build_index(spec, config.data_dir, config.eval_split, **options)
@@ -389,9 +467,11 @@ def prepare_data(config, spec, log=print, show_progress=None):
     if not data.num_train or not data.num_eval or (validation is not None and not data.num_val):
         raise RunError(f"No usable clips left: {data.num_train} training, {data.num_eval} evaluation"
                        f"{f', {data.num_val} validation' if validation is not None else ''}.")
+    report = reports["train"]
+    config = size_input(config, spec, report.frames[report.good_mask] / report.rates[report.good_mask], log)
     if config.mean is None:
-        good = [e for e, ok in zip(train, reports["train"].good_mask) if ok]
-        mean, std = compute_stats(good, spec, show_progress=show_progress)
+        good = [e for e, ok in zip(train, report.good_mask) if ok]
+        mean, std = compute_stats(good, registry.input_spec(spec, config), show_progress=show_progress)
         config = config.replace(mean=float(mean), std=float(std))
         log(f"Normalisation statistics of the training split: mean {mean:.4f}, std {std:.4f}")
     return config, data

@@ -96,6 +96,18 @@ class RunConfig:
     dataset: str = _option("synthetic", "dataset name from the registry (kc2f datasets)", str)
     sample_rate: int = _option(None, "resample every clip to this rate, Hz (None: the dataset's; HTS-AT: 32000)",
                                int, nullable=True)
+    clip_seconds: float = _option(None, "seconds of audio per model input: longer clips are cropped (at random "
+                                  "in training), shorter ones zero-padded (None: the dataset's recipe; folder and "
+                                  "manifest datasets: chosen from the training clips and logged)", float,
+                                  nullable=True, above=0.0)
+    target_frames: int = _option(None, "fbank frames (10 ms) per input at full resolution (None: the recipe's, or "
+                                 "clip_seconds' frames rounded up to the model's patch grid)", int, nullable=True,
+                                 at_least=1)
+    num_mel_bins: int = _option(None, "mel filters of the fbank (None: the dataset's recipe; HTS-AT's presets fix "
+                                "their own)", int, nullable=True, at_least=1)
+    keywords: str = _option(None, "speechcommands: the words that are classes, comma-separated, or 10 for "
+                            "yes,no,up,down,left,right,on,off,stop,go; the other words become the class "
+                            "_unknown_ (None: every word is a class)", str, nullable=True)
     data_dir: str = _option(None, "dataset root on disk (None: the registry's default)", str, nullable=True)
     train_split: str = _option("train", "split to train on", str)
     eval_split: str = _option("test", "split the run is scored on: selects the best epoch unless val_fraction is "
@@ -235,6 +247,16 @@ class RunConfig:
                 raise ValueError("Option 'lr_schedule' epoch-scales needs lr_epoch_scales. Received: "
                                  "lr_epoch_scales=None")
             parse_epoch_scales(self.lr_epoch_scales)
+        if self.keywords is not None:
+            from kc2f.data.manifest import speech_commands_keywords
+
+            speech_commands_keywords(self.keywords)
+        if (self.target_frames is not None and self.factors and min(self.factors) >= 1
+                and self.target_frames % math.lcm(*self.factors)):
+            raise ValueError(
+                f"Option 'target_frames' must be divisible by every factor ({list(self.factors)}): each "
+                f"phase sees target_frames / C frames. Received: target_frames={self.target_frames}"
+            )
         if self.sample_rate is not None and self.sample_rate < 1:
             raise ValueError(f"Option 'sample_rate' must be a positive rate in Hz. Received: "
                              f"sample_rate={self.sample_rate}")

@@ -11,7 +11,7 @@ import time
 
 import keras
 
-from kc2f.data import pipeline
+from kc2f.data import pipeline, registry
 from kc2f.families import get_family
 from kc2f.training.checkpoint_store import CheckpointStore
 from kc2f.training.compilation_cache import enable_compilation_cache
@@ -152,6 +152,7 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
     preparation_start = time.perf_counter()
     # verbose=0 (or --quiet) draws no bars; otherwise they appear when stderr is a terminal.
     config, data = prepare_data(config, spec, log, show_progress=None if verbose and dist.is_chief else False)
+    spec = registry.input_spec(spec, config)  # the input prepare_data sized (or the run's, resumed)
     preparation_seconds = time.perf_counter() - preparation_start
     check_baseline_classes(config, data.labels)
     if saved is None and dist.is_chief:

@@ -196,3 +196,29 @@ def test_the_python_api_names_a_missing_backend_package_in_one_line(monkeypatch,
         kc2f.load(str(tmp_path / "run"))
     assert str(fit_error.value) == str(load_error.value) == expected
     assert not (tmp_path / "run").exists()
+
+
+def test_stats_takes_the_runs_input_options_and_writes_them_beside_the_statistics(tmp_path):
+    from kc2f.data.manifest import build_index
+    from kc2f.data.registry import input_spec
+    from kc2f.data.stats import compute_stats
+    from kc2f.data.synthetic import write_synthetic_dataset
+    from kc2f.training.run_config import load_file
+
+    data = tmp_path / "synthetic"
+    write_synthetic_dataset(data, clips_per_class=2, seed=0)
+    target = tmp_path / "stats.yaml"
+    result = CliRunner().invoke(main, ["stats", "--dataset", "folder", "--data-dir", str(data), "--num-mel-bins",
+                                       "32", "--clip-seconds", "0.5", "--write", str(target), "--json"])
+    assert result.exit_code == 0, result.output
+    loaded = load_file(target)
+    assert (loaded["num_mel_bins"], loaded["clip_seconds"]) == (32, 0.5)
+    examples, labels = build_index("folder", data, "train")
+    mean, std = compute_stats(examples, input_spec("folder", {"num_mel_bins": 32, "clip_seconds": 0.5}),
+                              label_names=labels)
+    assert (loaded["mean"], loaded["std"]) == (pytest.approx(float(mean)), pytest.approx(float(std)))
+    default = json.loads(CliRunner().invoke(main, ["stats", "--dataset", "folder", "--data-dir", str(data),
+                                                   "--json"]).stdout)
+    assert default["mean"] != pytest.approx(loaded["mean"], abs=1e-3)
+    bad = CliRunner().invoke(main, ["stats", "--dataset", "folder", "--num-mel-bins", "0"])
+    assert bad.exit_code == 2 and "--num-mel-bins" in bad.output
