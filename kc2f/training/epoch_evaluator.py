@@ -46,10 +46,19 @@ def predict_scores(model, dataset, multilabel, return_logits=False, progress=Non
         logits `(examples, classes)` float64 with `return_logits`.
     """
     scores, labels, all_logits = [], [], []
+    full = None
     for inputs, targets in dataset:
         # NumPy in: tf.data tensors are not valid inputs under every backend.
         inputs = keras.tree.map_structure(np.asarray, inputs)
-        logits = np.asarray(keras.ops.convert_to_numpy(model.predict_on_batch(inputs)), np.float64)
+        count = len(targets)
+        full = full or count
+        if count < full:
+            # The last, short batch is padded with copies of its last clip (scores dropped below), so
+            # that the compiled predict step of the first batch's shape serves it: one compilation
+            # per model, not two.
+            inputs = keras.tree.map_structure(
+                lambda x: np.concatenate([x, np.repeat(x[-1:], full - count, axis=0)]), inputs)
+        logits = np.asarray(keras.ops.convert_to_numpy(model.predict_on_batch(inputs)), np.float64)[:count]
         all_logits.append(logits)
         if multilabel:
             probabilities = 1.0 / (1.0 + np.exp(-logits))
@@ -65,6 +74,18 @@ def predict_scores(model, dataset, multilabel, return_logits=False, progress=Non
     if return_logits:
         return np.concatenate(scores), np.concatenate(labels), np.concatenate(all_logits)
     return np.concatenate(scores), np.concatenate(labels)
+
+
+# Evaluation batches are this many training batches: a forward pass keeps no activations for a
+# backward one, so a larger batch fits and each clip pays less of the per-call overhead.
+EVAL_BATCH_MULTIPLE = 4
+
+
+def eval_batch_size(batch_size, num_clips):
+    """The evaluation batch of a run training on `batch_size`: `EVAL_BATCH_MULTIPLE` times it, at most
+    the split's `num_clips` rounded up to a whole training batch (a small split is one batch, one
+    compiled shape; a multiple of the training batch divides over the same devices)."""
+    return batch_size * max(1, min(EVAL_BATCH_MULTIPLE, -(-num_clips // batch_size)))
 
 
 class EpochEvaluator(keras.callbacks.Callback):

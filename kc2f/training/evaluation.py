@@ -5,7 +5,7 @@ import time
 from kc2f.data import manifest, pipeline, registry
 from kc2f.data.progress_bar import ProgressBar
 from kc2f.families import family_of, load_model
-from kc2f.training.epoch_evaluator import predict_scores
+from kc2f.training.epoch_evaluator import eval_batch_size, predict_scores
 from kc2f.training.metrics import compute_metrics
 from kc2f.training.preparation import index_options, subset_examples
 from kc2f.training.run_directory import RunDirectory
@@ -52,7 +52,8 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
     for factor in factors or [model.factor]:
         candidate = family.at_factor(model, factor)
         dataset = pipeline.make_dataset(
-            examples, labels, spec, batch_size=batch_size or config["batch_size"], training=False,
+            examples, labels, spec, batch_size=batch_size or eval_batch_size(config["batch_size"], report.num_good),
+            training=False,
             on_bad_audio="skip", audio_report=report,
         )
         predict_scores(candidate, dataset.take(1), spec.multilabel)  # compile outside the clock

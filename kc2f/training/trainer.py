@@ -6,6 +6,7 @@ optimizer of a phase (`compile_phase`) live in their own modules; this one
 wires them together and writes the finished run.
 """
 
+import functools
 import os
 import time
 
@@ -16,7 +17,7 @@ from kc2f.families import get_family
 from kc2f.training.checkpoint_store import CheckpointStore
 from kc2f.training.compilation_cache import enable_compilation_cache
 from kc2f.training.distribution import Distribution, accelerator_present
-from kc2f.training.epoch_evaluator import EpochEvaluator, predict_scores
+from kc2f.training.epoch_evaluator import EpochEvaluator, eval_batch_size, predict_scores
 from kc2f.training.epoch_recorder import EpochRecorder
 from kc2f.training.loss_guard import LossGuard
 from kc2f.training.metrics import compute_metrics
@@ -207,11 +208,13 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
         f"precision {precision}, {dist.describe()}"
     )
 
+    @functools.cache
     def scoring_data(split):
+        # One dataset a split, iterated every epoch: with --cache its clips are decoded once.
         examples = data.validation if split == "val" else data.evaluation
         return pipeline.make_dataset(
-            examples, data.labels, spec, batch_size=config.batch_size, training=False,
-            on_bad_audio="skip", audio_report=data.reports[split],
+            examples, data.labels, spec, batch_size=eval_batch_size(config.batch_size, data.reports[split].num_good),
+            training=False, on_bad_audio="skip", audio_report=data.reports[split], cache=config.cache,
         )
 
     def eval_data():  # the split that selects: the validation split with val_fraction, else eval_split

@@ -94,3 +94,30 @@ def test_report_gives_the_time_saved_without_compilation(tmp_path):
     assert row["steady_time_save_pct"] == pytest.approx(100 * (1 - 12 / 16))
     old = _timed_run(tmp_path / "old", {"factors": [2, 1]}, [(2, 0.4, 6, None), (1, 0.8, 8, None)])
     assert build_report([old], base)["table2"][0]["steady_time_save_pct"] is None
+
+
+def test_the_headline_time_saved_is_wall_time_with_evaluation(tmp_path):
+    from kc2f.experiments.report import build_report, format_text
+    from tests.conftest import write_run
+
+    def run(path, factors, rows):  # (factor, metric, train seconds, compile seconds, eval seconds)
+        history, seconds = [], 0.0
+        for epoch, (factor, metric, train, compiled, evaluated) in enumerate(rows, 1):
+            seconds += train
+            history.append(dict(epoch=epoch, phase=1, factor=factor, val_metric=metric, cumulative_flops=float(epoch),
+                                cumulative_seconds=seconds, compile_seconds=compiled, eval_seconds=evaluated))
+        return write_run(path, config={"factors": factors}, history=history, summary={"metric": "accuracy"})
+
+    # Baseline to its best (epoch 2): 20 s training (4 s compiling) + 3 + 3 s evaluation = 26 s.
+    base = run(tmp_path / "base", [1], [(1, 0.5, 10, 4, 3), (1, 0.8, 10, 0, 3)])
+    # 2 -> 1 to epoch 3: 18 s training (6 s compiling) + 1 + 1 + 3 s evaluation = 23 s.
+    c2f = run(tmp_path / "c2f", [2, 1], [(2, 0.4, 6, 3, 1), (2, 0.6, 4, 0, 1), (1, 0.8, 8, 3, 3)])
+    report = build_report([c2f], base)
+    row = report["table2"][0]
+    assert row["time_counts"] == "train+eval"
+    assert row["time_save_pct"] == pytest.approx(100 * (1 - 23 / 26))
+    assert row["train_time_save_pct"] == pytest.approx(100 * (1 - 18 / 20))
+    assert row["steady_time_save_pct"] == pytest.approx(100 * (1 - 12 / 16))
+    text = format_text(report, "accuracy")
+    assert f"| {100 * (1 - 23 / 26):.2f} | 25.00 | 3 |" in text
+    assert "time save %: wall time to that epoch, training, compilation and evaluation" in text
