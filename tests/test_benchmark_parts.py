@@ -1,6 +1,7 @@
 """`kc2f bench --compare-minimal` and `--breakdown`: the minimal step computes kc2f's function, the CLI prints both."""
 
 import json
+import pathlib
 
 import keras
 import numpy as np
@@ -90,3 +91,20 @@ def test_breakdown_times_every_part():
     assert row["optimizer_ms"] == pytest.approx(row["step_ms"] - row["forward_backward_ms"])
     text = CliRunner().invoke(bench, TINY + ["--factors", "2", "--breakdown"]).stdout
     assert "fbank_ms=" in text and "backward_ms=" in text and "C=2 " in text
+
+
+def test_profile_traces_each_factor_and_lists_its_top_ops(tmp_path):
+    # Issue 35 item 4: what a device call runs to find why a coarse step is not cheaper.
+    out = tmp_path / "traces"
+    result = CliRunner().invoke(bench, TINY + ["--factors", "1,2", "--steps", "2", "--profile", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert [row["factor"] for row in rows] == [1, 2]
+    for row in rows:
+        assert list(pathlib.Path(row["trace_dir"]).rglob("*.xplane.pb")), row["trace_dir"]
+        assert row["ops"] and all(op["ms_per_step"] > 0 and 0 < op["share"] <= 1 for op in row["ops"])
+        assert [op["ms_per_step"] for op in row["ops"]] == sorted((op["ms_per_step"] for op in row["ops"]),
+                                                                  reverse=True)
+        assert row["traced_step_ms"] > 0 and row["where"] in ("device", "host")
+    text = CliRunner().invoke(bench, TINY + ["--factors", "2", "--steps", "2", "--profile", str(out)]).stdout
+    assert "profile size=" in text and "C=2 " in text and " ms " in text

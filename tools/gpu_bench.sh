@@ -4,6 +4,7 @@
 #
 #     tools/gpu_bench.sh                      # AST-Base, batch 64, C=1,2,4, bf16
 #     SIZE=small BATCH=128 tools/gpu_bench.sh
+#     PROFILE=1 tools/gpu_bench.sh            # then each factor's top device ops (kc2f bench --profile)
 #
 # 1. ../shared/bench/torch_ast_reference.py --compile (timm ViT, bf16 autocast, fused AdamW);
 # 2. KERAS_BACKEND=jax kc2f bench --preset base --factors 1,2,4 --batch-size 64 --precision mixed_bfloat16;
@@ -111,7 +112,15 @@ if t1 and k1:
 print("docs/method.md#performance-anchors: step time 0.50x at C=2 and 0.27x at C=4 (FLOPs ratios 0.48, 0.23).")
 PY
 
-if [ "$torch_status" -ne 0 ] || [ "$kc2f_status" -ne 0 ]; then
-    echo "failed: torch reference exit $torch_status, kc2f bench exit $kc2f_status" >&2
+profile_status=0
+if [ "${PROFILE:-0}" = 1 ]; then
+    # Issue 35's anomaly (kc2f's C=2 step slower than C=1 on the GPU): each factor's top device ops.
+    echo "=== kc2f bench --profile (KERAS_BACKEND=jax): --preset $SIZE --factors 1,2 --batch-size $BATCH, traces in $RESULTS_DIR/profile"
+    KERAS_BACKEND=jax "$PYTHON" -m kc2f.commands.bench --preset "$SIZE" --factors 1,2 --batch-size "$BATCH" \
+        --precision mixed_bfloat16 --steps 10 --profile "$RESULTS_DIR/profile" ${KC2F_ARGS:-} || profile_status=$?
+fi
+
+if [ "$torch_status" -ne 0 ] || [ "$kc2f_status" -ne 0 ] || [ "$profile_status" -ne 0 ]; then
+    echo "failed: torch reference exit $torch_status, kc2f bench exit $kc2f_status, profile exit $profile_status" >&2
     exit 1
 fi

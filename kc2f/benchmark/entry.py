@@ -9,7 +9,7 @@ from kc2f.benchmark.synthetic import run_benchmark
 
 
 def run(spec, *, from_files=None, dataset="folder", split="train", find_max_batch=False, max_batch=4096,
-        log=None, compare_minimal=False, breakdown=False):
+        log=None, compare_minimal=False, breakdown=False, profile=None):
     """Runs one benchmark of `spec`; returns `(result, text)`: the JSON-able dict and its table.
 
     Args:
@@ -23,12 +23,19 @@ def run(spec, *, from_files=None, dataset="folder", split="train", find_max_batc
             `keras.ops` (`compare_minimal.compare_minimal`), interleaved.
         breakdown: time the step's parts, each compiled on its own
             (`breakdown.measure_breakdown`).
+        profile: trace the step of every factor into this directory and list
+            its top ops (`profile.measure_profile`).
 
     Otherwise times the step on synthetic waveforms (`run_benchmark`).
     """
     if compare_minimal:
         result = _compare_minimal(spec, log=log)
         return result, format_compare(result)
+    if profile:
+        from kc2f.benchmark.profile import format_profile, measure_profile
+
+        result = measure_profile(spec, profile, log=log)
+        return result, format_profile(result)
     if breakdown:
         from kc2f.benchmark.breakdown import format_breakdown, measure_breakdown
 

@@ -66,11 +66,14 @@ def _split(text, convert=str, what="value"):
 @click.option("--breakdown", is_flag=True,
               help="Time the step's parts, each compiled on its own: fbank, fbank+compression, forward, "
               "forward+backward, full step.")
+@click.option("--profile", "profile_dir", type=click.Path(file_okay=False),
+              help="Trace --steps steps of each factor's step with the backend's profiler into DIR (one folder "
+              "per configuration, for TensorBoard or Perfetto) and print each one's top ops per step.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout instead of the table.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.pass_context
-def bench(ctx, from_files, dataset, split, find_max_batch, max_batch, compare_minimal, breakdown, as_json, quiet,
-          old_sizes, old_batch, **measured):
+def bench(ctx, from_files, dataset, split, find_max_batch, max_batch, compare_minimal, breakdown, profile_dir,
+          as_json, quiet, old_sizes, old_batch, **measured):
     """Time the training step (fbank, compression, SpecAugment, loss, Adam) on this backend.
 
     Prints one line per configuration: step_ms (median, device-synchronised),
@@ -93,7 +96,7 @@ def bench(ctx, from_files, dataset, split, find_max_batch, max_batch, compare_mi
         result, text = benchmark.run(
             _spec(benchmark, **measured), from_files=from_files, dataset=dataset, split=split,
             find_max_batch=find_max_batch, max_batch=max_batch, log=log,
-            compare_minimal=compare_minimal, breakdown=breakdown,
+            compare_minimal=compare_minimal, breakdown=breakdown, profile=profile_dir,
         )
     except ValueError as error:
         raise click.ClickException(str(error)) from None

@@ -90,9 +90,12 @@ def resolve(config):
     # The pipeline resamples every clip to spec.sample_rate (a clip keeps its seconds) and crops or
     # pads it to spec.clip_seconds; the model's fbank has spec.target_frames and num_mel_bins.
     spec = registry.input_spec(spec, config.replace(**changes))
+    # The recipe's statistics describe its own fbank: with other mel bins or another rate they are
+    # computed from the training split instead (prepare_data).
+    own_fbank = (spec.num_mel_bins, spec.sample_rate) == (recipe.num_mel_bins, recipe.sample_rate)
     changes.update({
         key: getattr(spec, key)
-        for key in ("epochs", "batch_size", "lr", "mixup", "mean", "std")
+        for key in ("epochs", "batch_size", "lr", "mixup") + (("mean", "std") if own_fbank else ())
         if getattr(config, key) is None
     })
     if config.freqm is None:

@@ -51,6 +51,10 @@ def test_resolve_derives_frames_from_a_clip_length_and_scales_specaugment():
     assert (config.target_frames, spec.target_frames, spec.clip_seconds, spec.num_mel_bins) == (256, 256, 2.56, 32)
     # FSDD's recipe masks 24 of 128 frames and 8 of 64 bins: the same shares of the new input.
     assert (config.timem, config.freqm) == (48, 4)
+    # The recipe's statistics hold for its 64-bin fbank only: computed from the data instead.
+    assert (config.mean, config.std) == (None, None)
+    config, _ = resolve(RunConfig(dataset="fsdd", clip_seconds=2.56))
+    assert (config.mean, config.std) == (registry.DATASETS["fsdd"].mean, registry.DATASETS["fsdd"].std)
     config, _ = resolve(RunConfig(dataset="fsdd", factors=(4, 1), clip_seconds=1.0))
     assert config.target_frames == 128  # 100 hops rounded up to 16 x 4
     config, spec = resolve(RunConfig(dataset="fsdd"))
