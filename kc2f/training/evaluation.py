@@ -25,7 +25,7 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
             `max_eval_examples` is evaluated on the same clips).
         factors: compression factors to evaluate at (default: the model's own).
         data_dir: dataset root if it moved since training.
-        batch_size: evaluation batch size (default: the run's).
+        batch_size: evaluation batch size (default: `eval_batch_size` of the run's, as in training).
         show_progress: progress bars (scan, each factor's pass) on stderr
             (`None`: when stderr is a terminal).
 
@@ -53,8 +53,7 @@ def evaluate_run(run_dir, split=None, factors=None, data_dir=None, batch_size=No
         candidate = family.at_factor(model, factor)
         dataset = pipeline.make_dataset(
             examples, labels, spec, batch_size=batch_size or eval_batch_size(config["batch_size"], report.num_good),
-            training=False,
-            on_bad_audio="skip", audio_report=report,
+            training=False, on_bad_audio="skip", audio_report=report,
         )
         predict_scores(candidate, dataset.take(1), spec.multilabel)  # compile outside the clock
         with ProgressBar(f"evaluate C={factor}", report.num_good, unit="clips",

@@ -12,7 +12,6 @@
 """
 
 import dataclasses
-import math
 import os
 import pathlib
 import random
@@ -133,9 +132,9 @@ def resolve(config):
 
 def _input_changes(config, spec):
     """The input options `resolve` fills: `target_frames` from a `clip_seconds` given alone (10 ms
-    hops rounded up to the model's `frames_multiple`), and for a layout with a recipe (not
-    `registry.DATA_SIZED_LAYOUTS`, whose input `prepare_data` sizes from the clips) the recipe's
-    clip length and frames where neither is given."""
+    hops rounded up to the model's `frames_multiple`), and for a `registry.DATA_SIZED_LAYOUTS`
+    dataset `clip_seconds` from `target_frames` given alone. Options left `None` take the recipe's
+    values (`registry.input_spec`), or for a data-sized dataset are chosen by `size_input`."""
     if config.keywords is not None and spec.layout != "speechcommands":
         raise RunError(f"Option 'keywords' picks Speech Commands words; dataset '{spec.name}' has "
                        f"no such words. Received: keywords={config.keywords!r}")
@@ -187,10 +186,10 @@ def size_input(config, spec, durations, log=print):
     fill = sum(min(d, clip) for d in durations) / (len(durations) * clip)
     if fill < 0.5:
         median = sorted(durations)[len(durations) // 2]
+        fitting, _ = registry.sized_from_data(durations, clip, 1)
         log(f"Warning: the training clips fill {fill:.0%} of the {clip:g} s input on average (median clip "
             f"{median:.2f} s): most of each step's compute goes to padding. Set clip_seconds (e.g. "
-            f"--set clip_seconds={math.ceil(sorted(durations)[int(0.95 * (len(durations) - 1))] * 100) / 100:g}) "
-            "to fit them.")
+            f"--set clip_seconds={fitting:g}) to fit them.")
     return config
 
 
