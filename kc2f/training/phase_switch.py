@@ -24,6 +24,16 @@ def build_policy(config, num_phases, epochs):
     if config.switch == "fixed" or num_phases == 1:
         return None
     max_epochs = max_coarse_epochs(config, num_phases, epochs)
+    if config.switch == "plateau" and max_epochs < config.switch_patience + 1:
+        # The first epoch sets the best; `patience` more without improvement end the phase.
+        cap = ("switch_max_epochs" if config.switch_max_epochs is not None
+               else f"half of the {epochs} epochs over {num_phases - 1} coarse phase(s)")
+        raise ValueError(
+            f"--switch plateau cannot fire: a coarse phase trains at most {max_epochs} epochs ({cap}), but "
+            f"switch_patience {config.switch_patience} needs {config.switch_patience + 1} to see a plateau. Lower "
+            f"switch_patience, raise switch_max_epochs or train more epochs. Received: "
+            f"switch_patience={config.switch_patience}, max coarse epochs={max_epochs}"
+        )
     if config.switch == "plateau":
         return PlateauPolicy(monitor=config.switch_monitor, patience=config.switch_patience,
                              min_delta=config.switch_min_delta, min_epochs=config.switch_min_epochs,

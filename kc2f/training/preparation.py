@@ -169,7 +169,8 @@ def size_input(config, spec, durations, log=print):
     if not durations:
         return config
     changes = {}
-    if config.clip_seconds is None and config.target_frames is None:
+    sized = spec.layout in registry.DATA_SIZED_LAYOUTS
+    if sized and config.clip_seconds is None and config.target_frames is None:
         multiple = get_family(config.model).frames_multiple(config)
         seconds, frames = registry.sized_from_data(durations, spec.clip_seconds, multiple)
         whole = sum(d <= seconds for d in durations) / len(durations)

@@ -337,6 +337,27 @@ def _type_name(kind, nullable):
     return f"{name} or null" if nullable else name
 
 
+def _number(text, kind):
+    """`text` as a number of `kind` the way a user writes it, or `text` unchanged if it is none.
+
+    YAML 1.1 (PyYAML) reads `0.9e12` and `1e-4` as strings (its floats need a dot
+    and a signed exponent); Python's `float` and `int` read them as written. An
+    integer option takes an integral float too (`1e3`).
+    """
+    try:
+        return kind(text.strip())
+    except ValueError:
+        pass
+    if kind is int:
+        try:
+            number = float(text.strip())
+        except ValueError:
+            return text
+        if number.is_integer():
+            return int(number)
+    return text
+
+
 def _coerce(field, value):
     name, meta = field.name, field.metadata
     kind = meta["kind"]
@@ -350,6 +371,8 @@ def _coerce(field, value):
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ValueError(f"Option '{name}' expects a list of integers. Received: {name}={value!r}")
         return tuple(value)
+    if kind in (int, float) and isinstance(value, str):
+        value = _number(value, kind)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):

@@ -123,6 +123,7 @@ def plan_run(config):
                 f"average_checkpoints={config.average_checkpoints!r}"
             )
         averaged_checkpoints(config, schedule)
+        build_policy(config, schedule.num_phases, schedule.total_epochs)  # e.g. a plateau that cannot fire
         # A --baseline that does not fit this run is refused here, before the run directory is touched.
         target = baseline_target(config)
     except ValueError as error:

@@ -136,6 +136,18 @@ def test_clips_that_fill_less_than_half_the_input_are_warned_about(tmp_path, fol
     assert not any("Input sized from" in line for line in lines)
 
 
+def test_a_dataset_with_a_recipe_keeps_it(tmp_path):
+    # FSDD's clips (median 0.42 s) would be sized to 0.67 s; its recipe's 1.28 s stands, with the warning.
+    from kc2f.training.preparation import size_input
+
+    config, spec = resolve(RunConfig(dataset="fsdd", factors=(2, 1)))
+    lines = []
+    sized = size_input(config, spec, [0.42] * 10 + [0.9] * 2, lines.append)
+    assert (sized.clip_seconds, sized.target_frames, sized.timem) == (None, None, 24)
+    assert registry.input_spec(spec, sized) == registry.DATASETS["fsdd"]
+    assert len(lines) == 1 and lines[0].startswith("Warning: the training clips fill 39% of the 1.28 s input")
+
+
 def _speech_commands(root, words, count=4, extra=()):
     rng = np.random.default_rng(2)
     for word in words + tuple(extra):
