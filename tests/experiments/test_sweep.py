@@ -111,7 +111,9 @@ def test_sweep_compares_switch_rules_in_separate_run_dirs_on_the_same_budget(tmp
     out = tmp_path / "cli"
     result = CliRunner().invoke(sweep_command, [
         "--dataset", "synthetic", "--out", str(out), "--methods", "maxpool", "--factor-lists", "2,1;4,2,1",
-        "--switch", "fixed,plateau", "--set", "epochs=4", "--set", "seed=5", "--quiet"])
+        # Patience 1: 4 epochs cap a coarse phase at 2, where the default patience 3 could never fire.
+        "--switch", "fixed,plateau", "--set", "epochs=4", "--set", "seed=5", "--set", "switch_patience=1",
+        "--quiet"])
     assert result.exit_code == 0, result.output
     names = ["baseline", "maxpool-2-1", "maxpool-2-1-plateau", "maxpool-4-2-1", "maxpool-4-2-1-plateau"]
     assert [name for name, _ in fake_fit.calls] == names
