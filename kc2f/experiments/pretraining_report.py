@@ -1,8 +1,8 @@
 """The paper's Table 6 row: coarse-to-fine SSAST pretraining against full-resolution pretraining.
 
 *From Coarse to Fine* (https://arxiv.org/abs/2401.08415), Table 6: SSAST
-pretrained 100K steps at Fshift 4 then 500K at full resolution, against
-600K full-resolution steps; the row gives the pretraining FLOPs and time
+pretrained 100K steps at Fshift 4 then 500K at full resolution, against the
+baseline SSAST's 800K full-resolution steps; the row gives the pretraining FLOPs and time
 saved and the downstream metric of each model after the same fine-tuning,
 with its difference Δ to the full-resolution-pretrained one.
 """

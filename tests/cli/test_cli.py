@@ -59,7 +59,7 @@ def test_report_on_synthetic_histories(tmp_path):
     # No compile_seconds in these histories: no steady figure.
     assert "| maxpool 2→1 | 90.00 (+0.00) | 25.00 | 25.00 | n/a | 2 |" in result.output
     # Table 1's coarse-only row ("Pool2" beside "Pool21"): its own epochs count, it never reaches 0.9.
-    assert "| maxpool 2 (coarse only) | 85.00 (-5.00) (not reached) | 25.00 | 25.00 | 3 |" in result.output
+    assert "| maxpool 2 (coarse only) | 85.00 (-5.00) (not reached) | 25.00 | 25.00 | n/a | 3 |" in result.output
     # No val_fraction, eval_split test by default: the metric is labelled as the test split's.
     assert "Baseline: test accuracy 90.00 at epoch 2" in result.output
     assert json.loads((out / "report.json").read_text())["table2"][0]["reached"] is True
