@@ -35,13 +35,13 @@ _NOT_OPS = ("one_step_on_data", "__inference", "Execute", "BlockUntilReady", "Aw
 
 
 def _lines(path):
-    """`(plane name, [(event name, start ns, duration ns)])` of every line of an `.xplane.pb` file."""
+    """`(plane name, [(event name, duration ns)])` of every line of an `.xplane.pb` file."""
     if keras.backend.backend() == "jax":
         from jax.profiler import ProfileData
 
         for plane in ProfileData.from_file(str(path)).planes:
             for line in plane.lines:
-                yield plane.name, [(e.name, e.start_ns, e.duration_ns) for e in line.events]
+                yield plane.name, [(e.name, e.duration_ns) for e in line.events]
         return
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
@@ -50,8 +50,7 @@ def _lines(path):
     for plane in space.planes:
         names = {key: meta.name for key, meta in plane.event_metadata.items()}
         for line in plane.lines:
-            yield plane.name, [(names.get(e.metadata_id, "?"), e.offset_ps / 1e3, e.duration_ps / 1e3)
-                               for e in line.events]
+            yield plane.name, [(names.get(e.metadata_id, "?"), e.duration_ps / 1e3) for e in line.events]
 
 
 def top_ops(trace_dir, steps, top=TOP_OPS):
@@ -81,7 +80,7 @@ def top_ops(trace_dir, steps, top=TOP_OPS):
                  else "host" if plane.startswith("/host:") else None)
         if where is None:
             continue
-        for name, _, duration_ns in events:
+        for name, duration_ns in events:
             if not any(word in name for word in _NOT_OPS):
                 totals[where][name] += duration_ns
                 counts[name] += 1
