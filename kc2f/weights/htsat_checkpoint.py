@@ -43,9 +43,13 @@ HEAD_WEIGHTS = ("head/kernel", "head/bias")
 
 def htsat_name(key):
     """The kc2f `Htsat` weight path of an HTS-AT state-dict key (prefixes removed), or `None`."""
-    for prefix in _PREFIXES:
-        if key.startswith(prefix):
-            key = key[len(prefix):]
+    # Either wrapper may be the outer one (DDP around Lightning's module, or Lightning saving a DDP model).
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key, stripped = key[len(prefix):], True
     if _DERIVED.search(key):
         return None
     if key in _TOP_KEYS:

@@ -122,3 +122,13 @@ def test_missing_weight_is_named_and_leaves_the_model_unchanged(tmp_path):
         get_family("htsat").initialize(model, save(state, tmp_path, "npz"))
     for name, value in _weights(model).items():
         np.testing.assert_array_equal(value, before[name])
+
+
+@pytest.mark.parametrize("prefix", ["", "sed_model.", "module.", "sed_model.module.", "module.sed_model."])
+def test_lightning_and_ddp_prefixes_in_either_order_name_the_same_weight(prefix):
+    # Issue 31 item 4: Lightning's `sed_model.` and DDP's `module.` wrap each other either way round.
+    from kc2f.weights.htsat_checkpoint import htsat_name
+
+    assert htsat_name(prefix + "norm.weight") == "norm/gamma"
+    assert htsat_name(prefix + "layers.2.blocks.1.attn.qkv.weight") == "stage_2_block_1/qkv/kernel"
+    assert htsat_name(prefix + "layers.0.blocks.0.attn.relative_position_index") is None
