@@ -340,9 +340,14 @@ def kaiser_lowpass(num_taps, cutoff, beta=5.0):
 
     `cutoff` is relative to Nyquist; the filter is scaled to unit DC gain.
     """
-    m = np.arange(num_taps, dtype=np.float64) - (num_taps - 1) / 2.0
-    h = cutoff * np.sinc(cutoff * m) * np.kaiser(num_taps, beta)
+    h = _kaiser_sinc(num_taps, cutoff, beta)
     return h / h.sum()
+
+
+def _kaiser_sinc(num_taps, cutoff, beta=5.0):
+    """firwin's Kaiser-windowed sinc before its scaling to unit DC gain (which divides by its sum)."""
+    m = np.arange(num_taps, dtype=np.float64) - (num_taps - 1) / 2.0
+    return cutoff * np.sinc(cutoff * m) * np.kaiser(num_taps, beta)
 
 
 class Resampler:
@@ -372,7 +377,7 @@ class Resampler:
         self.identity = self.up == self.down
         if self.identity:
             return
-        half = 10 * max(self.up, self.down)
+        self.half = half = 10 * max(self.up, self.down)
         self.i_min = -(half // self.up)  # ceil(-half / up)
         self.i_max = ((self.up - 1) * self.down + half) // self.up
         self.window = self.i_max - self.i_min + 1
@@ -389,9 +394,7 @@ class Resampler:
     @functools.cached_property
     def gain(self):
         """firwin's unit-DC-gain scale over the whole filter, which `_direct` divides by."""
-        half, m = 10 * max(self.up, self.down), max(self.up, self.down)
-        n = np.arange(-half, half + 1, dtype=np.float64)
-        return float(np.sum(np.sinc(n / m) * np.kaiser(2 * half + 1, 5.0)) / m)
+        return float(_kaiser_sinc(2 * self.half + 1, 1.0 / max(self.up, self.down)).sum())
 
     @property
     def compiled(self):

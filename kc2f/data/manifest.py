@@ -499,19 +499,19 @@ def _speechcommands_index(data_dir, split, options, on_problem):
                 if _is_audio(name) and os.path.join(folder, name) not in held_out]
     else:
         rows = list(lists[split].items())
+    rows = [(rel, source, rel.split(os.sep)[0]) for rel, source in rows]  # + the clip's folder
     if keywords:
         # The other words' clips outnumber the keywords' (about 2.5 to 1 in v2): _unknown_ keeps a
         # sample the size of an average keyword class, as the task defines it.
-        counts = collections.Counter(label_of[rel.split(os.sep)[0]] for rel, _ in rows)
+        counts = collections.Counter(label_of[folder] for _, _, folder in rows)
         per_keyword = sum(counts.get(w, 0) for w in keywords) / len(keywords)
         share = per_keyword / counts[UNKNOWN] if counts.get(UNKNOWN) else 1.0
-        rows = [(rel, source) for rel, source in rows
-                if label_of[rel.split(os.sep)[0]] != UNKNOWN or rel.split(os.sep)[0] == UNKNOWN
-                or _unknown_kept(rel, share)]
+        rows = [(rel, source, folder) for rel, source, folder in rows
+                if label_of[folder] != UNKNOWN or folder == UNKNOWN or _unknown_kept(rel, share)]
     collector = _Collector(words)
     collector.problems.extend(problems)
-    for rel, source in rows:
-        collector.add(os.path.join(data_dir, rel), (label_of[rel.split(os.sep)[0]],), source)
+    for rel, source, folder in rows:
+        collector.add(os.path.join(data_dir, rel), (label_of[folder],), source)
     return _finish(collector, f"Speech Commands {data_dir}", on_problem), words
 
 

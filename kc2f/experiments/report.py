@@ -115,10 +115,14 @@ def table2_row(run, baseline):
 def _wall_seconds(history, epoch):
     """What a user waits for up to `epoch`: the time column (training, compilation, phase switches)
     plus every epoch's evaluation; `None` for runs recorded without `eval_seconds`."""
-    rows = [row for row in history if row["epoch"] <= epoch]
+    rows = _up_to(history, epoch)
     if not rows or any(row.get("eval_seconds") is None for row in rows):
         return None
     return rows[-1]["cumulative_seconds"] + sum(row["eval_seconds"] for row in rows)
+
+
+def _up_to(history, epoch):
+    return [row for row in history if row["epoch"] <= epoch]
 
 
 def _save(run_cost, base_cost):
@@ -128,7 +132,7 @@ def _save(run_cost, base_cost):
 
 def _steady_seconds(history, epoch):
     """Cumulative seconds up to `epoch` less the compilation in them; `None` without the timer's rows."""
-    rows = [row for row in history if row["epoch"] <= epoch]
+    rows = _up_to(history, epoch)
     if any(row.get("compile_seconds") is None for row in rows):
         return None
     return rows[-1]["cumulative_seconds"] - sum(row["compile_seconds"] for row in rows)

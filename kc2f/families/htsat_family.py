@@ -60,9 +60,7 @@ class HtsatFamily(ModelFamily):
         )
 
     def frames_multiple(self, config):
-        # Htsat folds the spectrogram into num_chunks (4) chunks of whole patches (4 frames) that
-        # every stage's patch merging halves: frames % (4 · 4 · 2^(stages − 1)) == 0.
-        return 4 * 4 * 2 ** (len(_sizes(config)["depths"]) - 1)
+        return Htsat.frames_multiple(_sizes(config)["depths"])
 
     def transfer(self, source, target):
         return transfer_swin_weights(source, target)

@@ -140,10 +140,11 @@ class Htsat(keras.Model):
         if not isinstance(target_frames, int) or target_frames < 1:
             raise ValueError(f"target_frames must be a positive integer. Received: target_frames={target_frames!r}")
         reduction = patch_size * 2 ** (len(depths) - 1)
-        if target_frames % (num_chunks * reduction) or num_mel_bins % reduction:
+        multiple = self.frames_multiple(depths, num_chunks, patch_size)
+        if target_frames % multiple or num_mel_bins % reduction:
             raise ValueError(
                 f"target_frames must be divisible by num_chunks · patch_size · 2^(stages − 1) = "
-                f"{num_chunks * reduction} and num_mel_bins by {reduction}. Received: "
+                f"{multiple} and num_mel_bins by {reduction}. Received: "
                 f"target_frames={target_frames}, num_mel_bins={num_mel_bins}"
             )
         self.num_classes = num_classes
@@ -220,6 +221,12 @@ class Htsat(keras.Model):
         self.norm = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")
         self.head = TokenSemanticHead(num_classes, grid, self.chunks, name="head")
         self.build()
+
+    @staticmethod
+    def frames_multiple(depths, num_chunks=4, patch_size=4):
+        """What `target_frames` must be a multiple of: `num_chunks` chunks of whole patches that every
+        stage's patch merging halves, `num_chunks · patch_size · 2^(stages − 1)`."""
+        return num_chunks * patch_size * 2 ** (len(depths) - 1)
 
     @classmethod
     def from_preset(cls, preset, **kwargs):
