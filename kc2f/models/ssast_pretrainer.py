@@ -16,6 +16,7 @@ from kc2f.models.masked_patch_losses import GENERATIVE_WEIGHT, info_nce, patch_m
 
 PRETRAINING_METHODS = ("fshift", "maxpool", "avgpool")
 SSAST_MASK_SHARE = 400 / 512  # SSAST-Base-Patch-400: 400 of the 512 patches of a 10 s clip
+SSAST_CLUSTER_SIDES = (3, 5)  # gen_maskid_patch: randrange(3) + 3 per clip
 OUTPUTS = ("nce", "mse", "masked_accuracy")
 
 
@@ -54,7 +55,10 @@ class SsastPretrainer(keras.Model):
             num_prefix_tokens: the encoder, as the AST's.
         mask_share: share of the patches masked per clip at every factor
             (SSAST: 400/512); `round(mask_share · patches)` are masked.
-        cluster: side of the mask clusters (SSAST: 3).
+        cluster: side of the mask clusters; `None` (default) follows SSAST per
+            variant: frame patches (spanning every mel bin, a 1 × T grid) are
+            masked as plain random frames, square patches in clusters whose
+            side each clip draws from 3..5 (`ClusterMasking`).
         generative_weight: λ of `nce + λ · mse` (SSAST: 10).
         seed: seed of the mask generator.
 
@@ -83,7 +87,7 @@ class SsastPretrainer(keras.Model):
         dropout_rate=0.0,
         num_prefix_tokens=2,
         mask_share=SSAST_MASK_SHARE,
-        cluster=3,
+        cluster=None,
         generative_weight=GENERATIVE_WEIGHT,
         seed=None,
         **kwargs,
@@ -134,7 +138,13 @@ class SsastPretrainer(keras.Model):
                                               name="patch_embedding")
         self.token_grid = self.patch_embedding.grid_shape(plan.frames, num_mel_bins)
         self.num_masked = max(1, min(self.num_patch_tokens - 1, round(self.mask_share * self.num_patch_tokens)))
-        self.masking = ClusterMasking(self.token_grid, self.num_masked, cluster, seed=seed, name="masking")
+        if cluster is not None:
+            sides = dict(cluster=cluster)
+        elif self.token_grid[0] == 1:
+            sides = dict(cluster=1)
+        else:
+            sides = dict(cluster=SSAST_CLUSTER_SIDES[0], max_cluster=SSAST_CLUSTER_SIDES[1])
+        self.masking = ClusterMasking(self.token_grid, self.num_masked, **sides, seed=seed, name="masking")
         self.position_embedding = PositionEmbedding(self.token_grid, num_prefix_tokens, name="position_embedding")
         self.blocks = [
             TransformerBlock(hidden_dim, num_heads, int(hidden_dim * mlp_ratio), dropout_rate, name=f"block_{i}")

@@ -4,6 +4,8 @@ import keras
 
 from kc2f.families import ModelFamily
 from kc2f.training.epoch_scale_schedule import EpochScaleSchedule, parse_epoch_scales
+from kc2f.training.run_config import DEFAULT_LR_SCHEDULE, DEFAULT_WARMUP_STEPS
+from kc2f.training.warmup_plateau_decay import WarmupPlateauDecay
 from kc2f.training.warmup_step_decay import WarmupStepDecay
 
 
@@ -12,12 +14,19 @@ TRAIN_METRIC = "accuracy"  # the training metric of single-label runs (logs, his
 
 def learning_rate_schedule(config, steps_per_epoch):
     """One phase's learning-rate schedule (a function of the phase's optimizer step): AST's warm-up +
-    step decay, or `EpochScaleSchedule` with `lr_schedule: epoch-scales`."""
-    if config.lr_schedule == "epoch-scales":
+    step decay, `EpochScaleSchedule` with `lr_schedule: epoch-scales`, or SSAST's warm-up + decay on
+    plateau (`WarmupPlateauDecay`, which `compile_phase` attaches to its optimizer) with
+    `lr_schedule: warmup-plateau`. Options left `None` take `fit`'s defaults."""
+    kind = config.lr_schedule or DEFAULT_LR_SCHEDULE
+    warmup_steps = DEFAULT_WARMUP_STEPS if config.warmup_steps is None else config.warmup_steps
+    if kind == "epoch-scales":
         return EpochScaleSchedule(config.lr, parse_epoch_scales(config.lr_epoch_scales), steps_per_epoch)
+    if kind == "warmup-plateau":
+        return WarmupPlateauDecay(config.lr, warmup_steps=warmup_steps, decay_rate=config.decay_rate,
+                                  patience=config.lr_patience)
     return WarmupStepDecay(
         config.lr,
-        warmup_steps=config.warmup_steps,
+        warmup_steps=warmup_steps,
         steps_per_epoch=steps_per_epoch,
         decay_start_epoch=config.decay_start_epoch,
         decay_every=config.decay_every,
@@ -25,7 +34,7 @@ def learning_rate_schedule(config, steps_per_epoch):
     )
 
 
-def compile_phase(model, config, multilabel, steps_per_epoch, family=None):
+def compile_phase(model, config, multilabel, steps_per_epoch, family=None, schedule=None):
     """Compiles `model` with a new Adam (or AdamW) and a restarted learning-rate schedule.
 
     *From Coarse to Fine* (https://arxiv.org/abs/2401.08415) resets the
@@ -47,11 +56,14 @@ def compile_phase(model, config, multilabel, steps_per_epoch, family=None):
         steps_per_epoch: optimizer steps per epoch.
         family: the run's `ModelFamily`, whose `compile_loss` gives the loss
             (`None`: the supervised default, cross-entropy).
+        schedule: the phase's new `learning_rate_schedule(config, steps_per_epoch)`
+            (`None`: one is made here); a `WarmupPlateauDecay` is attached to
+            the new optimizer.
 
     Returns:
         The optimizer.
     """
-    schedule = learning_rate_schedule(config, steps_per_epoch)
+    schedule = schedule or learning_rate_schedule(config, steps_per_epoch)
     optimizer_class = keras.optimizers.AdamW if config.optimizer == "adamw" else keras.optimizers.Adam
     optimizer = optimizer_class(
         learning_rate=schedule,
@@ -59,6 +71,8 @@ def compile_phase(model, config, multilabel, steps_per_epoch, family=None):
         beta_2=config.beta_2,
         weight_decay=config.weight_decay or None,
     )
+    if isinstance(schedule, WarmupPlateauDecay):
+        schedule.attach(optimizer)
     loss = (family or ModelFamily()).compile_loss(multilabel)
     # A family computing its own loss (loss None) has no labels to score.
     metrics = [] if multilabel or loss is None else [keras.metrics.CategoricalAccuracy(name=TRAIN_METRIC)]

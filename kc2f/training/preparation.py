@@ -22,7 +22,7 @@ from kc2f.data.stats import compute_stats
 from kc2f.families import get_family
 from kc2f.training.baseline_match import baseline_mismatch, describe
 from kc2f.training.phase_schedule import default_initial_fraction
-from kc2f.training.run_config import selection_split
+from kc2f.training.run_config import DEFAULT_LR_SCHEDULE, DEFAULT_WARMUP_STEPS, selection_split
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
 
@@ -113,6 +113,10 @@ def resolve(config):
                 f"{sum(config.phase_epochs)} epochs, not --epochs {config.epochs}: give one, or make them agree."
             )
         changes["epochs"] = sum(config.phase_epochs)
+    if config.lr_schedule is None:  # recorded, so that config.json states the schedule the run used
+        changes["lr_schedule"] = DEFAULT_LR_SCHEDULE
+    if config.warmup_steps is None:
+        changes["warmup_steps"] = DEFAULT_WARMUP_STEPS
     if config.initial_fraction is None:
         # Recorded in config.json, so that the run states the split it trained.
         changes["initial_fraction"] = default_initial_fraction(len(config.factors))

@@ -17,6 +17,8 @@ from kc2f.training.run_error import RunError
 from kc2f.training.trainer import fit
 
 COARSE_SHARE = 1 / 6  # Table 6: 100K of 600K steps at low resolution
+SSAST_LR = 1e-4  # src/pretrain/run_mask_patch.sh
+SSAST_WARMUP_STEPS = 1000  # src/traintest_mask.py
 
 
 def step_schedule(steps, eval_every, factors, phase_steps=None):
@@ -64,14 +66,18 @@ def step_schedule(steps, eval_every, factors, phase_steps=None):
 def pretrain_config(config, steps, eval_every, phase_steps=None):
     """`config` as a step-based SSAST pretraining run (model `ssast`, no SpecAugment, no mixup).
 
-    SSAST's recipe (docs/method.md#ssast): no SpecAugment, no mixup; a learning
-    rate of 1e-4 unless `config.lr` gives one.
+    SSAST's recipe (docs/method.md#ssast): no SpecAugment, no mixup; where
+    `config` leaves them `None`, a learning rate of 1e-4 and SSAST's schedule:
+    1000 warm-up steps, then ×0.5 (`decay_rate`) after `lr_patience` (2)
+    evaluations in a row without a gain in masked-patch accuracy
+    (`WarmupPlateauDecay`, restarted in every phase).
     """
     epochs, phase_epochs = step_schedule(steps, eval_every, config.factors, phase_steps)
     changes = dict(model="ssast", epochs=epochs, phase_epochs=phase_epochs, steps_per_epoch=eval_every,
                    freqm=0, timem=0, mixup=0.0)
-    if config.lr is None:
-        changes["lr"] = 1e-4
+    for name, value in (("lr", SSAST_LR), ("lr_schedule", "warmup-plateau"), ("warmup_steps", SSAST_WARMUP_STEPS)):
+        if getattr(config, name) is None:
+            changes[name] = value
     return config.replace(**changes)
 
 

@@ -21,6 +21,10 @@ import re
 import yaml
 
 _NULL = ("null", "none")
+# `fit`'s learning-rate schedule where `lr_schedule` / `warmup_steps` are left None (`kc2f pretrain`
+# fills SSAST's instead: kc2f.training.pretraining).
+DEFAULT_LR_SCHEDULE = "warmup-step-decay"
+DEFAULT_WARMUP_STEPS = 100
 
 
 def _option(default, help, kind, nullable=False, choices=None, at_least=None, above=None, at_most=None,
@@ -158,11 +162,14 @@ class RunConfig:
     dropout_rate: float = _option(0.0, "dropout inside the transformer blocks", float, at_least=0.0, below=1.0)
     mask_share: float = _option(400 / 512, "ssast: share of the patches masked per clip at every factor "
                                 "(SSAST: 400 of 512)", float, above=0.0, below=1.0)
-    mask_cluster: int = _option(3, "ssast: side of the square mask clusters (SSAST: 3)", int, at_least=1)
+    mask_cluster: int = _option(None, "ssast: side of the square mask clusters (None: SSAST's per variant: plain "
+                                "random frames for frame patches, e.g. 128x2; for square patches a side of 3..5 "
+                                "drawn per clip)", int, nullable=True, at_least=1)
     batch_size: int = _option(None, "global batch size (None: the dataset's recipe)", int, nullable=True,
                               at_least=1)
     lr: float = _option(None, "peak learning rate (None: the dataset's recipe)", float, nullable=True, above=0.0)
-    warmup_steps: int = _option(100, "linear warm-up steps (AST: 1000)", int, at_least=0)
+    warmup_steps: int = _option(None, f"linear warm-up steps (None: {DEFAULT_WARMUP_STEPS} in fit, SSAST's 1000 in "
+                                "pretrain; AST: 1000)", int, nullable=True, at_least=0)
     decay_start_epoch: int = _option(10, "first decayed epoch of a phase", int, at_least=1)
     decay_every: int = _option(5, "epochs between learning-rate decays", int, at_least=1)
     decay_rate: float = _option(0.5, "learning-rate multiplier per decay", float, above=0.0)
@@ -170,9 +177,13 @@ class RunConfig:
                                   float, at_least=0.0)
     optimizer: str = _option("adam", "adam (AST) | adamw (decoupled weight decay, e.g. HTS-AT)", str,
                              choices=("adam", "adamw"))
-    lr_schedule: str = _option("warmup-step-decay", "warmup-step-decay: warm-up then x decay_rate every "
-                               "decay_every epochs (AST) | epoch-scales: lr x lr_epoch_scales[epoch]", str,
-                               choices=("warmup-step-decay", "epoch-scales"))
+    lr_schedule: str = _option(None, "warmup-step-decay: warm-up then x decay_rate every decay_every epochs "
+                               "(AST) | epoch-scales: lr x lr_epoch_scales[epoch] | warmup-plateau: warm-up then x "
+                               "decay_rate after lr_patience evaluations without gain (SSAST) (None: warmup-step-decay "
+                               "in fit, warmup-plateau in pretrain)", str, nullable=True,
+                               choices=("warmup-step-decay", "epoch-scales", "warmup-plateau"))
+    lr_patience: int = _option(2, "warmup-plateau: evaluations without gain before a decay (SSAST: 2)", int,
+                               at_least=0)
     lr_epoch_scales: str = _option(None, "epoch-scales: one multiplier per epoch of a phase, x*n repeats, the last "
                                    "holds (e.g. 0.02,0.05,0.1*9,0.05*10,0.02*10,0.03)", str, nullable=True)
     beta_1: float = _option(0.95, "Adam beta 1 (AST: 0.95)", float)

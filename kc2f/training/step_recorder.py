@@ -41,7 +41,7 @@ class StepRecorder(keras.callbacks.Callback):
     Args:
         writer: the run's `ScalarWriter`.
         steps_per_epoch: optimizer steps per epoch.
-        schedule: the learning-rate schedule every phase restarts (a
+        schedule_fn: returns the current phase's learning-rate schedule (a
             callable of the optimizer step, `learning_rate_schedule`).
         metric_name: name of the compiled training metric in the logs
             (`"accuracy"`), or `None`.
@@ -49,10 +49,10 @@ class StepRecorder(keras.callbacks.Callback):
 
     async_safe = True  # only appends to a locked buffer
 
-    def __init__(self, writer, steps_per_epoch, schedule, metric_name=None):
+    def __init__(self, writer, steps_per_epoch, schedule_fn, metric_name=None):
         super().__init__()
         self.writer, self.steps_per_epoch = writer, steps_per_epoch
-        self.schedule, self.metric_name = schedule, metric_name
+        self.schedule_fn, self.metric_name = schedule_fn, metric_name
         self._lock = threading.Lock()
         self._rows = []
         self._first_iteration = 0
@@ -61,6 +61,9 @@ class StepRecorder(keras.callbacks.Callback):
         with self._lock:
             self._rows = []
         self._first_iteration = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        # Taken now: a plateau rule changes the schedule at the epoch's end, before the rates are written.
+        iterations = np.arange(self._first_iteration, self._first_iteration + self.steps_per_epoch)
+        self._rates = np.asarray(keras.ops.convert_to_numpy(self.schedule_fn()(iterations)), np.float64)
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
@@ -76,8 +79,7 @@ class StepRecorder(keras.callbacks.Callback):
         losses = per_step_values([row[1] for row in rows])
         metrics = per_step_values([row[2] for row in rows]) if all(row[2] is not None for row in rows) else None
         # The learning rate step k was taken with: the phase's schedule at the optimizer's k-th iteration.
-        iterations = np.arange(self._first_iteration, self._first_iteration + len(rows))
-        rates = np.asarray(keras.ops.convert_to_numpy(self.schedule(iterations)), np.float64)
+        rates = np.broadcast_to(self._rates, (self.steps_per_epoch,))[:len(rows)]
         first = epoch * self.steps_per_epoch
         for index, (batch, _, _) in enumerate(rows):
             values = {"step/loss": losses[index], "step/lr": rates[index]}

@@ -39,6 +39,7 @@ from kc2f.training.run_error import RunError
 from kc2f.training.run_lock import RunLock
 from kc2f.training.run_state import RunState
 from kc2f.training.scalar_writer import ScalarWriter
+from kc2f.training.plateau_learning_rate import PlateauLearningRate
 from kc2f.training.step_recorder import StepRecorder
 from kc2f.training.step_timer import StepTimer
 from kc2f.training.time_breakdown import format_breakdown, time_breakdown
@@ -237,7 +238,9 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
     )
     guard = LossGuard(run, lambda: len(state.history))
     timer = StepTimer(state)
-    steps = StepRecorder(writer, steps_per_epoch, learning_rate_schedule(config, steps_per_epoch),
+    phase_schedule = [None]  # the current phase's learning-rate schedule
+    plateau = PlateauLearningRate(lambda: phase_schedule[0], state, log=log)
+    steps = StepRecorder(writer, steps_per_epoch, lambda: phase_schedule[0],
                          metric_name=None if spec.multilabel or family.compile_loss(False) is None
                          else TRAIN_METRIC)
     resumed_epoch = state.epochs_done
@@ -250,7 +253,9 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
         epoch_flops(model.factor, model)
         start = time.perf_counter()
         with dist.scope():
-            optimizer = compile_phase(model, config, spec.multilabel, steps_per_epoch, family=family)
+            phase_schedule[0] = learning_rate_schedule(config, steps_per_epoch)
+            optimizer = compile_phase(model, config, spec.multilabel, steps_per_epoch, family=family,
+                                      schedule=phase_schedule[0])
             if epoch == resumed_epoch and epoch and schedule.phase_of_epoch(epoch - 1) == phase:
                 try:
                     store.restore_optimizer(saved["checkpoint"], optimizer, model.trainable_variables)
@@ -274,10 +279,11 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
                 initial_epoch=epoch,
                 epochs=schedule.phase_end(phase),
                 verbose=verbose if dist.is_chief else 0,
-                # In this order: the guard stops a diverged epoch before anything of it counts, the timer stamps the epoch's end before evaluation, the evaluator
-                # measures, the switch decides, the recorder commits, then the step recorder writes
-                # the committed epoch's steps.
-                callbacks=[guard, timer, evaluator, switch, recorder, steps],
+                # In this order: the guard stops a diverged epoch before anything of it counts, the
+                # timer stamps the epoch's end before evaluation, the evaluator measures, the plateau
+                # rule steps the learning rate, the switch decides, the recorder commits, then the
+                # step recorder writes the committed epoch's steps.
+                callbacks=[guard, timer, evaluator, plateau, switch, recorder, steps],
                 shuffle=False,  # the pipeline orders each epoch from (seed, epoch)
             )
         model = switch.next_model or model

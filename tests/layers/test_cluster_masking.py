@@ -95,3 +95,49 @@ def test_config_round_trip_and_validation():
         ClusterMasking((4, 8), 32)
     with pytest.raises(ValueError, match="cluster"):
         ClusterMasking((4, 8), 3, cluster=0)
+    with pytest.raises(ValueError, match="max_cluster"):
+        ClusterMasking((4, 8), 3, cluster=3, max_cluster=2)
+    ranged = ClusterMasking((4, 8), 20, cluster=3, max_cluster=5, seed=1)
+    assert ClusterMasking.from_config(ranged.get_config()).get_config() == ranged.get_config()
+
+
+def _unmasked_runs(mask_rows):
+    """Per clip: the number of runs of unmasked tokens in token order (gaps between masked stretches)."""
+    unmasked = 1 - np.asarray(mask_rows, np.int64)
+    starts = np.diff(np.pad(unmasked, ((0, 0), (1, 0))), axis=1) == 1
+    return starts.sum(axis=1)
+
+
+def test_frame_patches_are_masked_as_plain_random_frames_as_ssast_does():
+    # SSAST-Frame: 128 x 2 patches of a 1024-frame clip, a 1 x 512 grid, 400 masked (gen_maskid_frame).
+    model = SsastPretrainer(target_frames=1024, patch_size=(128, 2), hidden_dim=8, depth=1, num_heads=1, seed=0)
+    assert model.token_grid == (1, 512) and model.masking.sides == (1,)
+    _, mask = model.masking(np.zeros((200, 512, 8), "float32"))
+    runs = _unmasked_runs(ops.convert_to_numpy(mask))
+    rng = np.random.default_rng(0)  # the reference: random.sample(range(512), 400) per clip
+    reference = np.zeros((2000, 512), np.int64)
+    for row in reference:
+        row[rng.choice(512, 400, replace=False)] = 1
+    expected = _unmasked_runs(reference).mean()  # about 88 gaps of 1.27 frames
+    assert abs(runs.mean() - expected) < 0.03 * expected
+    # Clustering (a fixed 3-wide window) would leave about half as many, longer gaps.
+    clustered = ClusterMasking((1, 512), 400, cluster=3, seed=0)(np.zeros((200, 512, 8), "float32"))[1]
+    assert _unmasked_runs(ops.convert_to_numpy(clustered)).mean() < 0.6 * expected
+
+
+def test_square_patches_draw_a_cluster_side_from_3_to_5_per_clip():
+    model = SsastPretrainer(target_frames=1024, patch_size=(16, 16), hidden_dim=8, depth=1, num_heads=1, seed=0)
+    assert model.token_grid == (8, 64) and model.masking.sides == (3, 4, 5)
+    rng = np.random.default_rng(1)
+    scores = rng.uniform(size=(6, 512)).astype(np.float32)
+    sides = np.array([3, 4, 5, 5, 4, 3], np.int32)
+    indices = ops.convert_to_numpy(model.masking.select(scores, sides)[0])
+    for row, side in zip(range(6), sides):  # each clip masked as a fixed layer of its own side would
+        expected = _reference(scores[row:row + 1], (8, 64), model.num_masked, int(side))
+        np.testing.assert_array_equal(np.sort(indices[row]), np.sort(expected[0]))
+    # Drawn in call: the gap count lies between those of the fixed sides 3 and 5.
+    tokens = np.zeros((300, 512, 8), "float32")
+    drawn = _unmasked_runs(ops.convert_to_numpy(model.masking(tokens)[1])).mean()
+    fixed = [_unmasked_runs(ops.convert_to_numpy(ClusterMasking((8, 64), 400, cluster=c, seed=0)(tokens)[1])).mean()
+             for c in (3, 5)]
+    assert min(fixed) < drawn < max(fixed)
