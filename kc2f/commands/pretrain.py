@@ -33,7 +33,8 @@ from kc2f.training.run_config import RunConfig, parse_ints
 def pretrain(config_file, sets, run_dir, quiet, factors, phase_steps, steps, eval_every, **options):
     """Pretrain an AST encoder by masked patch modelling (SSAST); re-run the same command to resume.
 
-    Fine-tune the result with `kc2f fit --model ast --init RUN_DIR --set num_prefix_tokens=0`.
+    Fine-tune the result with `kc2f fit --model ast --init RUN_DIR` (the head then reads the mean
+    of the patch tokens, as SSAST's ft_avgtok).
     """
     # Deferred: training imports TensorFlow and Keras, which `kc2f --help` must not wait for.
     from kc2f.training.pretraining import pretrain as pretrain_run

@@ -5,7 +5,7 @@ import math
 from kc2f.families.model_family import ModelFamily
 from kc2f.models import METHODS, PRESETS, AudioSpectrogramTransformer
 from kc2f.models.flops import training_flops_per_sample
-from kc2f.weights import initialize_from, transfer_weights
+from kc2f.weights import initialize_from, is_pretraining_checkpoint, transfer_weights
 
 
 def backbone_options(config, spec, factor):
@@ -51,6 +51,7 @@ class AstFamily(ModelFamily):
             **backbone_options(config, spec, factor),
             patch_stride=None if config.patch_stride is None else tuple(config.patch_stride),
             num_prefix_tokens=config.num_prefix_tokens,
+            pooling=config.pooling or "prefix",
             mlp_ratio=config.mlp_ratio,
             dropout_rate=config.dropout_rate,
             freqm=config.freqm,
@@ -67,6 +68,14 @@ class AstFamily(ModelFamily):
     def frames_multiple(self, config):
         return patch_frames_multiple(config)
 
+    def resolve_options(self, config):
+        """`pooling`: SSAST's mean of the patch tokens when `--init` is a pretraining run (its prefix
+        tokens got no training signal of their own), else the AST's prefix tokens."""
+        if config.pooling is not None:
+            return {}
+        pretrained = config.init is not None and is_pretraining_checkpoint(config.init)
+        return {"pooling": "patch" if pretrained else "prefix"}
+
     def transfer(self, source, target):
         return transfer_weights(source, target)
 
@@ -75,4 +84,8 @@ class AstFamily(ModelFamily):
 
     def initialize(self, model, path, **options):
         """`kc2f.weights.initialize_from` (options: `skip_head`, `source_grid`)."""
-        return initialize_from(model, path, **options)
+        report = initialize_from(model, path, **options)
+        if model.pooling_mode == "patch":
+            report.notes.append("the head reads the mean of the patch tokens (pooling=patch, SSAST's ft_avgtok); "
+                                "the prefix tokens stay in the sequence")
+        return report

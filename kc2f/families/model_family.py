@@ -86,6 +86,11 @@ class ModelFamily:
         """FLOPs of one training sample (forward + backward) of `model`."""
         raise NotImplementedError(f"{type(self).__name__}.training_flops_per_sample")
 
+    def resolve_options(self, config):
+        """The family's options that a run fills where `config` leaves them `None` (recorded in
+        `config.json`), as a dict of changes; the default fills none."""
+        return {}
+
     def initialize(self, model, path, **options):
         """Loads pretrained weights from the local file or run directory `path` into `model`.
 

@@ -17,6 +17,7 @@ from kc2f.models.preset_io import is_preset_path, load_preset, save_to_preset
 from kc2f.models.presets import PRESETS
 
 METHODS = ("fshift", "maxpool", "avgpool", "patch-bl", "patch-pi")
+POOLINGS = ("prefix", "patch")  # what the classifier head reads (AudioSpectrogramTransformer's `pooling`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +99,10 @@ class AudioSpectrogramTransformer(keras.Model):
         hidden_dim, depth, num_heads, mlp_ratio: transformer size.
         dropout_rate: dropout inside the blocks.
         num_prefix_tokens: 2 (cls + distillation) as AST, or 1, or 0.
+        pooling: what the head reads: `"prefix"` (AST: the mean of the prefix
+            tokens; of every token without any) or `"patch"` (SSAST's
+            `ft_avgtok`: the mean of the patch tokens, the prefix tokens
+            staying in the sequence).
         freqm, timem: SpecAugment maximum widths of the recipe (full resolution).
         seed: seed of SpecAugment's generator.
 
@@ -131,12 +136,15 @@ class AudioSpectrogramTransformer(keras.Model):
         mlp_ratio=4.0,
         dropout_rate=0.0,
         num_prefix_tokens=2,
+        pooling="prefix",
         freqm=0,
         timem=0,
         seed=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}")
         if not isinstance(num_classes, int) or num_classes <= 0:
             raise ValueError(f"num_classes must be a positive integer. Received: num_classes={num_classes}")
         if not isinstance(target_frames, int) or target_frames <= 0:
@@ -171,6 +179,7 @@ class AudioSpectrogramTransformer(keras.Model):
         self.mlp_ratio = mlp_ratio
         self.dropout_rate = dropout_rate
         self.num_prefix_tokens = num_prefix_tokens
+        self.pooling_mode = pooling
         self.freqm = freqm
         self.timem = timem
         self.seed = seed
@@ -275,7 +284,9 @@ class AudioSpectrogramTransformer(keras.Model):
         for block in self.blocks:
             x = block(x, training=training)
         x = self.norm(x)
-        if self.num_prefix_tokens:
+        if self.pooling_mode == "patch":
+            x = ops.mean(x[:, self.num_prefix_tokens:], axis=1)
+        elif self.num_prefix_tokens:
             x = ops.mean(x[:, : self.num_prefix_tokens], axis=1)
         else:
             x = ops.mean(x, axis=1)
@@ -309,6 +320,7 @@ class AudioSpectrogramTransformer(keras.Model):
             mlp_ratio=self.mlp_ratio,
             dropout_rate=self.dropout_rate,
             num_prefix_tokens=self.num_prefix_tokens,
+            pooling=self.pooling_mode,
             freqm=self.freqm,
             timem=self.timem,
             seed=self.seed,

@@ -160,6 +160,10 @@ class RunConfig:
                                   "AST's AudioSet models overlap with 10,10)", "ints", nullable=True)
     num_prefix_tokens: int = _option(2, "cls + distillation tokens (AST: 2; ViT: 1)", int, at_least=0)
     dropout_rate: float = _option(0.0, "dropout inside the transformer blocks", float, at_least=0.0, below=1.0)
+    pooling: str = _option(None, "ast: what the head reads: prefix (the AST's cls/dist tokens) | patch (SSAST's "
+                           "ft_avgtok: the mean of the patch tokens, the prefix tokens kept in the sequence) "
+                           "(None: patch when --init is an SSAST pretraining run, else prefix)", str, nullable=True,
+                           choices=("prefix", "patch"))
     mask_share: float = _option(400 / 512, "ssast: share of the patches masked per clip at every factor "
                                 "(SSAST: 400 of 512)", float, above=0.0, below=1.0)
     mask_cluster: int = _option(None, "ssast: side of the square mask clusters (None: SSAST's per variant: plain "

@@ -10,11 +10,12 @@ from kc2f.weights.resample import (
 )
 from kc2f.weights.swin_transfer import transfer_swin_weights
 from kc2f.weights.transfer import TransferReport, transfer_weights
-from kc2f.weights.pretrained import initialize_from  # noqa: E402  (uses transfer)
+from kc2f.weights.pretrained import initialize_from, is_pretraining_checkpoint  # noqa: E402  (uses transfer)
 
 __all__ = [
     "TransferReport",
     "initialize_from",
+    "is_pretraining_checkpoint",
     "linear_resize_matrix",
     "resample_position_embedding",
     "resize_patch_kernel_bilinear",

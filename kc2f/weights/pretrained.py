@@ -56,9 +56,11 @@ Example:
 """
 
 import dataclasses
+import json
 import math
 import pathlib
 import re
+import zipfile
 
 import keras
 import numpy as np
@@ -81,6 +83,8 @@ HEAD_WEIGHTS = ("head_norm/gamma", "head_norm/beta", "head/kernel", "head/bias")
 # checkpoints' names): dropped for fine-tuning, which starts a new head.
 PRETRAINING_ONLY = ("mask_embedding", "discriminative_head", "generative_head",
                     "mask_embed", "cpredlayer.", "gpredlayer.", "p_input_fdim", "p_input_tdim")
+# Names only a pretraining state dict has (kc2f's and the official SSAST's heads and mask embedding).
+_PRETRAINING_MARKERS = ("mask_embed", "cpredlayer.", "gpredlayer.", "discriminative_head", "generative_head")
 PRETRAINING_REASON = "SSAST pretraining only (mask embedding, prediction heads, pretraining input size): dropped"
 
 # timm name inside a block -> (kc2f name inside `block_{i}`, PyTorch Linear that needs a transpose).
@@ -651,6 +655,32 @@ def load_checkpoint(path):
             raise FileNotFoundError(f"No .keras file at {path}.")
         return convert_kc2f_model(keras.saving.load_model(path, compile=False), source=path)
     return convert_state_dict(read_checkpoint(path), source=path)
+
+
+def is_pretraining_checkpoint(path):
+    """Whether `path` holds an SSAST pretraining model: a kc2f `kc2f pretrain` run directory or
+    `.keras` file (an `SsastPretrainer`), or a state dict with SSAST's pretraining-only weights
+    (`PRETRAINING_ONLY`: the official `SSAST-*.pth`, or one converted to `.npz`/`.safetensors`).
+
+    Reads only what it needs (a run's `config.json`, a `.keras` file's config); a missing or
+    unreadable file is `False` (`initialize_from` names the problem later).
+    """
+    path = pathlib.Path(path)
+    try:
+        if path.is_dir():
+            config_file = path / "config.json"
+            if config_file.is_file():
+                return json.loads(config_file.read_text()).get("model") == "ssast"
+            path = path / "model.keras"
+        if path.suffix.lower() == ".keras":
+            with zipfile.ZipFile(path) as archive:
+                return json.loads(archive.read("config.json")).get("class_name") == "SsastPretrainer"
+        if not path.is_file():
+            return False
+        keys = read_checkpoint(path).keys()
+    except (OSError, ValueError, KeyError, ImportError, zipfile.BadZipFile):
+        return False
+    return any(marker in key for key in keys for marker in _PRETRAINING_MARKERS)
 
 
 def initialize_from(model, path, *, skip_head=None, source_grid=None):

@@ -86,3 +86,58 @@ def test_official_ssast_checkpoint_names(tmp_path, fmt):
     grid_positions = state["module.v.pos_embed"][:, 2:]
     expected = resample_position_embedding(grid_positions, (2, 4), (2, 8), 0)
     np.testing.assert_allclose(weights["position_embedding/position_embedding"], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_pretraining_sources_are_recognised_and_others_are_not(tmp_path):
+    from kc2f.weights import is_pretraining_checkpoint
+
+    size = dict(sample_rate=8000, num_mel_bins=32, target_frames=64, patch_size=(8, 8), hidden_dim=D, depth=DEPTH,
+                num_heads=HEADS)
+    SsastPretrainer(method="fshift", seed=0, **size).save(tmp_path / "pretrainer.keras")
+    AudioSpectrogramTransformer(num_classes=3, **size).save(tmp_path / "ast.keras")
+    (tmp_path / "pretrain-run").mkdir()
+    (tmp_path / "pretrain-run" / "config.json").write_text('{"model": "ssast"}')
+    (tmp_path / "fit-run").mkdir()
+    (tmp_path / "fit-run" / "config.json").write_text('{"model": "ast"}')
+    official = save(ssast_state(), tmp_path, "npz", name="SSAST-Base-Patch-400")
+    imagenet = save(vit_state(3, grid=(2, 4), patch=16, channels=3, dist=True, classes=1000, prefix=""), tmp_path,
+                    "npz", name="deit")
+    assert [is_pretraining_checkpoint(p) for p in (tmp_path / "pretrainer.keras", tmp_path / "pretrain-run",
+                                                   official)] == [True, True, True]
+    assert [is_pretraining_checkpoint(p) for p in (tmp_path / "ast.keras", tmp_path / "fit-run", imagenet,
+                                                   tmp_path / "missing.pth")] == [False, False, False, False]
+
+
+def test_fine_tuning_from_pretraining_pools_the_patch_tokens_with_the_prefix_tokens_kept(tmp_path):
+    import keras
+
+    from kc2f.training.preparation import resolve
+    from kc2f.training.run_config import RunConfig
+
+    (tmp_path / "pretrain-run").mkdir()
+    (tmp_path / "pretrain-run" / "config.json").write_text('{"model": "ssast"}')
+    resolved, _ = resolve(RunConfig(dataset="synthetic", init=str(tmp_path / "pretrain-run")))
+    assert resolved.pooling == "patch"
+    assert resolve(RunConfig(dataset="synthetic"))[0].pooling == "prefix"
+    kept, _ = resolve(RunConfig(dataset="synthetic", init=str(tmp_path / "pretrain-run"), pooling="prefix"))
+    assert kept.pooling == "prefix"  # a choice the user made stands
+    # The head reads the mean of the patch tokens; the two prefix tokens are still in the sequence.
+    model = AudioSpectrogramTransformer(num_classes=3, sample_rate=8000, num_mel_bins=32, target_frames=64,
+                                        patch_size=(8, 8), hidden_dim=D, depth=DEPTH, num_heads=HEADS,
+                                        num_prefix_tokens=2, pooling="patch", seed=0)
+    waves = np.random.default_rng(0).standard_normal((2, 8000 * 64 // 100)).astype(np.float32)
+    logits = keras.ops.convert_to_numpy(model(waves))
+    x = model.position_embedding(model.patch_embedding(model.spectrogram(waves)))
+    assert x.shape[1] == 2 + model.token_grid[0] * model.token_grid[1]
+    for block in model.blocks:
+        x = block(x)
+    tokens = keras.ops.convert_to_numpy(model.norm(x)).astype(np.float64)
+    pooled = tokens[:, 2:].mean(axis=1)  # float64 NumPy: LayerNorm, then the dense head
+    gamma, beta, kernel, bias = (keras.ops.convert_to_numpy(w).astype(np.float64) for w in
+                                 (model.head_norm.gamma, model.head_norm.beta, model.head.kernel, model.head.bias))
+    normed = (pooled - pooled.mean(-1, keepdims=True)) / np.sqrt(pooled.var(-1, keepdims=True) + model.head_norm.epsilon)
+    np.testing.assert_allclose(logits, (normed * gamma + beta) @ kernel + bias, rtol=1e-4, atol=1e-5)
+    prefix = AudioSpectrogramTransformer.from_config({**model.get_config(), "pooling": "prefix"})
+    prefix.set_weights(model.get_weights())
+    assert not np.allclose(keras.ops.convert_to_numpy(prefix(waves)), logits)  # the choice matters
+    assert AudioSpectrogramTransformer.from_config(model.get_config()).get_config() == model.get_config()
