@@ -139,7 +139,7 @@ class EpochRecorder(keras.callbacks.Callback):
             state.checkpoint_seconds += seconds
             state.counters["checkpoint_seconds"] = state.counters.get("checkpoint_seconds", 0.0) + seconds
             done = epoch + 1
-            self.run.write_history(state.history)
+            self.run.write_history(state.history, split=self.split)
         except OSError as error:
             raise RunError(
                 f"Cannot write the checkpoint of epoch {epoch + 1} in {self.run}: {error.strerror or error}. "

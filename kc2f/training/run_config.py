@@ -255,6 +255,12 @@ class RunConfig:
         if self.val_fraction is not None and self.eval_split == "valid":
             raise ValueError("Option 'val_fraction' selects on a validation split and scores eval_split at the "
                              "selected epoch; eval_split must then be a test split. Received: eval_split='valid'")
+        if self.switch != "fixed" and selection_split(self.to_dict()) == "test":
+            # The paper selects on the test split but has no adaptive switch: a rule that ends a
+            # phase from the test metric would tune the schedule on the numbers it reports.
+            raise ValueError(f"Option 'switch' {self.switch} decides from the metric of a held-out split, not the "
+                             "test split: give val_fraction (e.g. --val-fraction 0.1) or eval_split: valid. "
+                             f"Received: switch={self.switch!r}, val_fraction=None, eval_split={self.eval_split!r}")
         if self.lr_schedule == "epoch-scales":
             from kc2f.training.epoch_scale_schedule import parse_epoch_scales
 

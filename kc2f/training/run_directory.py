@@ -296,13 +296,24 @@ class RunDirectory:
             raise ValueError(f"{path} holds no epoch.")
         return history
 
-    def write_history(self, history):
-        """`history.json` and `history.csv`, each replaced atomically."""
+    def write_history(self, history, split="val"):
+        """`history.json` and `history.csv`, each replaced atomically.
+
+        `split` is the split the `val_*` entries were computed on (`"val"` or
+        `"test"`, `RunConfig.selection_split`): `history.json` keeps the
+        `val_*` keys that reports read; `history.csv`, the table a person
+        opens, names its columns after the split (`test_metric`, `test_loss`, ...).
+        """
         write_json_atomic(self.path / self.HISTORY, history)
         tmp = self.path / f".{self.HISTORY_CSV}.{os.getpid()}.tmp"
         with open(tmp, "w", newline="") as handle:
             extra = sorted({key for row in history for key in row} - set(HISTORY_FIELDS))
-            writer = csv.DictWriter(handle, fieldnames=list(HISTORY_FIELDS) + extra)
+            fields = list(HISTORY_FIELDS) + extra
+            if split != "val":
+                renamed = {key: f"{split}_{key[4:]}" for key in fields if key.startswith("val_")}
+                history = [{renamed.get(key, key): value for key, value in row.items()} for row in history]
+                fields = [renamed.get(key, key) for key in fields]
+            writer = csv.DictWriter(handle, fieldnames=fields)
             writer.writeheader()
             writer.writerows(history)
             handle.flush()

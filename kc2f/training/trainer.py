@@ -149,7 +149,7 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
         log(f"Run {run} already finished; nothing to do.")
         return {**run.read_summary(), "run_dir": str(run)}
     if saved is not None and dist.is_chief:
-        run.write_history(saved["history"])  # the history files are views of the commit
+        run.write_history(saved["history"], split=config.selection_split)  # views of the commit
     if config.baseline is not None:
         log(f"Budget mode: stop the final phase at {spec.metric} >= {target:.4f} (baseline {config.baseline}).")
     preparation_start = time.perf_counter()

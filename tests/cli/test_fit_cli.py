@@ -49,6 +49,10 @@ def test_fit_on_embedded_default_writes_a_complete_run(tmp_path):
                 "tokens", "cumulative_train_flops", "cumulative_train_seconds", "step/loss", "step/lr",
                 "step/accuracy"):
         assert tag in tags, tag
+    # history.csv names its columns after that split too (history.json keeps the keys reports read).
+    header = (run_dir / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"test_metric", "test_loss", "test_accuracy"} <= set(header)
+    assert not [name for name in header if name.startswith("val_")]
     assert [e.value for e in events.Scalars("factor")] == [2.0, 1.0]
     assert [e.step for e in events.Scalars("phase")] == [1, 2]
 

@@ -113,7 +113,7 @@ def test_sweep_compares_switch_rules_in_separate_run_dirs_on_the_same_budget(tmp
         "--dataset", "synthetic", "--out", str(out), "--methods", "maxpool", "--factor-lists", "2,1;4,2,1",
         # Patience 1: 4 epochs cap a coarse phase at 2, where the default patience 3 could never fire.
         "--switch", "fixed,plateau", "--set", "epochs=4", "--set", "seed=5", "--set", "switch_patience=1",
-        "--quiet"])
+        "--set", "val_fraction=0.1", "--quiet"])
     assert result.exit_code == 0, result.output
     names = ["baseline", "maxpool-2-1", "maxpool-2-1-plateau", "maxpool-4-2-1", "maxpool-4-2-1-plateau"]
     assert [name for name, _ in fake_fit.calls] == names
@@ -122,12 +122,19 @@ def test_sweep_compares_switch_rules_in_separate_run_dirs_on_the_same_budget(tmp
     assert {(c["seed"], c["epochs"], c["dataset"]) for c in configs.values()} == {(5, 4, "synthetic")}
     assert "phase ends" in (out / "tables.md").read_text()
     # An explicit split is the fixed rule's; the adaptive runs decide theirs.
-    runs = dict(sweep_lib.plan(RunConfig.from_sources(None, ["phase_epochs=1,3"]), ["maxpool"], [[2, 1]],
+    runs = dict(sweep_lib.plan(RunConfig.from_sources(None, ["phase_epochs=1,3", "val_fraction=0.1"]), ["maxpool"],
+                               [[2, 1]],
                                ["fixed", "budget"]))
     assert runs["maxpool-2-1"].phase_epochs == (1, 3) and runs["maxpool-2-1-budget"].phase_epochs is None
     assert runs["maxpool-2-1-budget"].epochs == 4
     with pytest.raises(ValueError, match="Unknown switch 'cosine'"):
         sweep_lib.parse_switches("fixed,cosine")
+    # The adaptive rules decide on a held-out split: without one the sweep stops before any run.
+    result = CliRunner().invoke(sweep_command, [
+        "--dataset", "synthetic", "--out", str(tmp_path / "no-val"), "--methods", "maxpool", "--factor-lists", "2,1",
+        "--switch", "fixed,plateau", "--quiet"])
+    assert result.exit_code != 0 and "held-out split" in result.output
+    assert not (tmp_path / "no-val").exists()
 
 
 @pytest.mark.parametrize("methods, lists", [("maxpool,nope", "2,1"), ("maxpool", "1"),

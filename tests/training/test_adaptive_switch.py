@@ -7,7 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from click.testing import CliRunner
 
+from kc2f.cli import main
 from kc2f.training.run_config import RunConfig
 from kc2f.training.run_error import RunError
 from kc2f.training.trainer import fit
@@ -18,7 +20,7 @@ from tests.families.toy_family import TOY, FrameEnergyClassifier
 
 def _toy(tmp_path, **options):
     return RunConfig(model="toy-energy", dataset="synthetic", data_dir=str(tmp_path / "data"), batch_size=8,
-                     max_train_examples=16, max_eval_examples=8, warmup_steps=1, **options)
+                     max_train_examples=24, val_fraction=0.1, max_eval_examples=8, warmup_steps=1, **options)
 
 
 def _history(run_dir):
@@ -41,7 +43,7 @@ def test_plateau_ends_each_coarse_phase_of_a_3_phase_run_of_another_family(tmp_p
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["switch"]["decided"] == [2, 2]
     csv_header = (tmp_path / "run" / "history.csv").read_text().splitlines()[0].split(",")
-    assert {"phase_end", "switch_best", "switch_wait"} <= set(csv_header)
+    assert {"phase_end", "switch_best", "switch_wait", "val_metric"} <= set(csv_header)  # the held-out split
 
 
 def test_budget_rule_switches_and_stops_at_the_flops_budget(tmp_path):
@@ -68,6 +70,16 @@ def test_phase_epochs_cannot_be_combined_with_an_adaptive_switch(tmp_path):
         RunConfig(switch="cosine")
 
 
+@pytest.mark.parametrize("switch", ["plateau", "budget"])
+def test_adaptive_rules_refuse_to_decide_on_the_test_split(switch):
+    with pytest.raises(ValueError, match="held-out split, not the test split: give val_fraction"):
+        RunConfig(switch=switch)
+    assert RunConfig(switch=switch, val_fraction=0.1).selection_split == "val"
+    assert RunConfig(switch=switch, eval_split="valid").selection_split == "val"
+    result = CliRunner().invoke(main, ["fit", "--dataset", "synthetic", "--switch", switch])
+    assert result.exit_code != 0 and "Option 'switch'" in result.output
+
+
 def _args(data_dir):
     # As above, min_delta 1 makes the decision independent of what is learnt: best at epoch 1,
     # wait 1 after epoch 2, wait 2 (= patience) ends the phase after epoch 3. A resume that lost
@@ -76,7 +88,7 @@ def _args(data_dir):
     return [
         "fit", "--dataset", "synthetic", "--data-dir", str(data_dir), "--method", "maxpool",
         "--factors", "2,1", "--epochs", "4", "--switch", "plateau", "--batch-size", "8", "--quiet",
-        *cli_sets(["max_train_examples=8", "max_eval_examples=8", "jit=off", "switch_patience=2",
+        *cli_sets(["max_train_examples=16", "val_fraction=0.1", "max_eval_examples=8", "jit=off", "switch_patience=2",
                    "switch_min_delta=1.0", "switch_min_epochs=1", "switch_max_epochs=3", *TINY_MODEL]),
     ]
 

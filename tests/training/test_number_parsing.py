@@ -30,7 +30,7 @@ def test_what_is_no_number_of_the_options_kind_is_refused_by_name(name, text, me
 
 def test_a_yaml_file_and_set_items_take_exponents(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("switch: budget\nswitch_budget: 0.9e12\nlr: 1e-4\nfactors: [2, 1]\n")
+    path.write_text("switch: budget\nswitch_budget: 0.9e12\nlr: 1e-4\nfactors: [2, 1]\nval_fraction: 0.1\n")
     config = RunConfig.from_sources(path, sets=["weight_decay=5e-7"])
     assert (config.switch_budget, config.lr, config.weight_decay) == (0.9e12, 1e-4, 5e-7)
     assert load_file(path)["switch_budget"] == "0.9e12"  # what YAML 1.1 gives: the coercion reads it
