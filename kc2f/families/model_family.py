@@ -57,6 +57,10 @@ class ModelFamily:
     methods = ()
     presets = {}
     model_classes = ()
+    # Whether one factor's metric compares with another's: a classifier's accuracy does; a metric
+    # over each factor's own tokens (SSAST's masked-patch accuracy) does not, and then the best
+    # epoch is chosen among the latest factor's (kc2f.training.run_state.best_row).
+    metric_across_factors = True
 
     def build(self, config, spec, num_classes, factor):
         """The model of one phase.

@@ -6,6 +6,7 @@ import keras
 
 from kc2f.training.phase_optimizer import TRAIN_METRIC, current_learning_rate
 from kc2f.training.run_error import RunError
+from kc2f.training.run_state import best_row
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -124,7 +125,7 @@ class EpochRecorder(keras.callbacks.Callback):
             "counters": state.counters,
             "finished": state.finished,
             "stop_reason": state.stop_reason,
-            "best_epoch": max(state.history, key=lambda r: r["val_metric"])["epoch"],
+            "best_epoch": best_row(state.history, self.family.metric_across_factors)["epoch"],
             **({"switch": state.switch} if state.switch is not None else {}),
         }
         # After a phase's last epoch the next phase compiles a fresh optimizer anyway.

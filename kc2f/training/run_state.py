@@ -3,6 +3,19 @@
 import dataclasses
 
 
+def best_row(history, across_factors=True):
+    """The history row with the highest `val_metric`, the selected epoch.
+
+    A family whose metric does not compare across factors
+    (`ModelFamily.metric_across_factors`: SSAST's masked-patch accuracy is
+    over each factor's own patches) selects among the rows of the latest
+    factor only: the final phase once it has begun.
+    """
+    if not across_factors:
+        history = [row for row in history if row["factor"] == history[-1]["factor"]]
+    return max(history, key=lambda row: row["val_metric"])
+
+
 @dataclasses.dataclass
 class EpochResult:
     """One epoch's measurements, set by `EpochEvaluator` for the callbacks after it.

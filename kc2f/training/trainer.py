@@ -37,7 +37,7 @@ from kc2f.training.preparation import (
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
 from kc2f.training.run_lock import RunLock
-from kc2f.training.run_state import RunState
+from kc2f.training.run_state import RunState, best_row
 from kc2f.training.scalar_writer import ScalarWriter
 from kc2f.training.plateau_learning_rate import PlateauLearningRate
 from kc2f.training.step_recorder import StepRecorder
@@ -294,13 +294,14 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
     if data.validation is not None:
         extra.update(val_source=data.validation_source, val_clips=data.num_val, test_split=config.eval_split)
         if dist.is_chief:
-            extra.update(_test_at_best(store, state.history, build, scoring_data("eval"), spec, config, log))
+            extra.update(_test_at_best(store, best_row(state.history, family.metric_across_factors), build,
+                                          scoring_data("eval"), spec, config, log))
     return finalize(run, model, family, config, spec, state.schedule, state, target, data.bad_audio, writer, log,
                     replicas=dist.num_replicas, write=dist.is_chief, averaged=averaged, extra=extra,
                     metric=metric, init_report=init_report, preparation_seconds=preparation_seconds)
 
 
-def _test_at_best(store, history, build, test_dataset, spec, config, log):
+def _test_at_best(store, best, build, test_dataset, spec, config, log):
     """Summary entries of the test split scored with the best (selected) epoch's checkpoint.
 
     The validation split chose the epoch; the test split is scored once, at
@@ -308,7 +309,6 @@ def _test_at_best(store, history, build, test_dataset, spec, config, log):
     split. The best checkpoint is always kept (`CheckpointStore`), and a run
     killed while finishing scores the same weights again.
     """
-    best = _best_row(history)
     model = build(best["factor"])
     try:
         store.restore_model(store.name(best["epoch"]), model)
@@ -319,10 +319,6 @@ def _test_at_best(store, history, build, test_dataset, spec, config, log):
     log(f"Best epoch {best['epoch']} (val {spec.metric} {best['val_metric']:.4f}): "
         f"{config.eval_split} {spec.metric} {metrics[spec.metric]:.4f}")
     return {"test_metric_at_best": metrics[spec.metric], "test_metrics_at_best": metrics}
-
-
-def _best_row(history):
-    return max(history, key=lambda r: r["val_metric"])
 
 
 def _average_checkpoints(store, model, eval_dataset, spec, run, log):
@@ -416,7 +412,7 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
                 "free space and run the same command to finish."
             ) from None
     history = state.history
-    best = _best_row(history)
+    best = best_row(history, family.metric_across_factors)
     summary = {
         "run_dir": str(run),
         "dataset": config.dataset,
