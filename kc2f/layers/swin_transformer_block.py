@@ -25,16 +25,20 @@ def effective_window(grid, window_size, shifted):
     return tuple(window), tuple(shift)
 
 
-def relative_position_index(window):
-    """`(N, N)` index into the `(2wh−1)·(2ww−1)` bias table for a `(wh, ww)` window, N = wh·ww.
+def relative_position_index(window, table_window=None):
+    """`(N, N)` index into the `(2th−1)·(2tw−1)` bias table of a `(th, tw)` table window, for a
+    `(wh, ww)` window no larger than it (N = wh·ww; `table_window` `None`: the window itself).
 
-    Entry `[i, j]` is `(dy + wh − 1)·(2ww − 1) + (dx + ww − 1)` with `(dy, dx)`
-    the offset of token `i` from token `j`, as Swin's `relative_position_index`.
+    Entry `[i, j]` is `(dy + th − 1)·(2tw − 1) + (dx + tw − 1)` with `(dy, dx)`
+    the offset of token `i` from token `j`, as Swin's `relative_position_index`;
+    a smaller window reads the centre of the larger table, the entries of the
+    offsets it has.
     """
     wh, ww = window
+    th, tw = table_window or window
     coords = np.stack(np.meshgrid(np.arange(wh), np.arange(ww), indexing="ij")).reshape(2, -1)
     rel = coords[:, :, None] - coords[:, None, :]
-    return ((rel[0] + wh - 1) * (2 * ww - 1) + rel[1] + ww - 1).astype("int32")
+    return ((rel[0] + th - 1) * (2 * tw - 1) + rel[1] + tw - 1).astype("int32")
 
 
 def shifted_window_mask(grid, window, shift):
@@ -136,7 +140,10 @@ class SwinTransformerBlock(keras.layers.Layer):
         self.shift = shift
         self.head_dim = hidden_dim // num_heads
         self.mlp_dim = int(hidden_dim * mlp_ratio)
-        self._index = relative_position_index(window).reshape(-1)
+        # The table covers the configured window's offsets even where the grid cuts the window
+        # (coarse phases): a phase switch then copies it whole, and going back to C = 1 finds
+        # every offset it had (issue 31: a cropped table lost the far offsets for good).
+        self._index = relative_position_index(window, window_size).reshape(-1)
         self._mask = shifted_window_mask(grid, window, shift) if any(shift) else None
         self.seed_generator = keras.random.SeedGenerator(seed) if drop_path_rate else None
 
@@ -158,9 +165,15 @@ class SwinTransformerBlock(keras.layers.Layer):
         self.fc2 = dense(hidden_dim, "fc2")
 
     @property
+    def table_window(self):
+        """The window whose offsets the bias table holds: the configured `window_size`, whatever
+        the grid cuts of it (`window`)."""
+        return self.window_size
+
+    @property
     def table_shape(self):
-        """`(2wh − 1, 2ww − 1)` of the relative-position bias table."""
-        return (2 * self.window[0] - 1, 2 * self.window[1] - 1)
+        """`(2wh − 1, 2ww − 1)` of the relative-position bias table, `(wh, ww)` the `table_window`."""
+        return (2 * self.table_window[0] - 1, 2 * self.table_window[1] - 1)
 
     def build(self, input_shape):
         rows, cols = self.table_shape

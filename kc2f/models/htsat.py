@@ -58,9 +58,9 @@ class Htsat(keras.Model):
     Windows are 8 × 8 except where the grid has no more than 8 rows (then all
     rows, unshifted along rows: 8 × 8 at C = 2 stage 3 and C = 4 stage 2,
     4 × 8 at C = 2 stage 4 and C = 4 stage 3, 2 × 8 at C = 4 stage 4) or
-    columns (stage 4: one unshifted window along time), so the
-    relative-position tables of those stages are smaller in coarse phases
-    (`kc2f.weights.resize_relative_position_bias` maps them at the switch).
+    columns (stage 4: one unshifted window along time); the relative-position
+    tables keep the 8 × 8 window's offsets in every phase, a cut window reading
+    their centre, so a phase switch copies them whole.
     The head sees `num_chunks / C` chunks of 2 rows × 8 columns: 32 / C
     framewise steps.
 

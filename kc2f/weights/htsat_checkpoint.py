@@ -109,7 +109,7 @@ def initialize_htsat(model, path, *, skip_head=None):
         raise ValueError(f"initialize_htsat reads HTS-AT state dicts (.ckpt/.pth/.safetensors/.npz). Received: {path}")
     state = read_checkpoint(path)
     weights = {v.path.split("/", 1)[1]: v for v in model.weights}
-    windows = {block.name: block.window for blocks in model.blocks for block in blocks}
+    windows = {block.name: block.table_window for blocks in model.blocks for block in blocks}
     found, unused = {}, []
     for key, value in state.items():
         name = htsat_name(key)

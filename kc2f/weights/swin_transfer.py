@@ -16,10 +16,12 @@ def transfer_swin_weights(src_model, dst_model):
     """Copies every weight of one `Htsat` into another of another factor, resizing the window-shaped ones.
 
     `Htsat` folds a coarse spectrogram into fewer time chunks, so its token
-    grids lose rows, not columns, and every weight keeps its shape except the
-    relative-position bias tables of the blocks whose window is cut to the
-    grid's rows (`SwinTransformerBlock.window`); those are mapped offset by
-    offset (`resize_relative_position_bias`). The token-semantic head's
+    grids lose rows, not columns; every weight keeps its shape, the
+    relative-position bias tables included (`SwinTransformerBlock` keeps the
+    configured window's table where the grid cuts the window, and reads its
+    centre), so the switch copies them and a return to C = 1 finds every
+    offset it had. Tables of models of another window size are mapped
+    offset by offset (`resize_relative_position_bias`). The token-semantic head's
     kernel spans the rows of one chunk, the same at every factor, and HTS-AT
     has no absolute position embedding (its `ape=False`), so both are copied.
     The optimizer is not transferred (the trainer compiles a fresh one).
@@ -47,7 +49,7 @@ def transfer_swin_weights(src_model, dst_model):
     for model, side in ((src_model, 0), (dst_model, 1)):
         for blocks in model.blocks:
             for block in blocks:
-                windows.setdefault(block.name, [None, None])[side] = block.window
+                windows.setdefault(block.name, [None, None])[side] = block.table_window
     entries = []
     for path, variable in dst.items():
         value = np.asarray(src[path].numpy())

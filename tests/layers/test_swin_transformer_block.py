@@ -41,7 +41,11 @@ def reference_block(block, x):
             rr = 0 if (not sh or r < h - wh) else (1 if r < h - sh else 2)
             cc = 0 if (not sw or c < wd - ww) else (1 if c < wd - sw else 2)
             label[r, c] = rr * 3 + cc
-    table = w["relative_position_bias_table"]
+    # HTS-AT builds the table of the window it uses (cut to the grid); kc2f keeps the configured
+    # window's table, whose centre holds those offsets: the reference gets that centre.
+    th, tw = block.window_size
+    table = w["relative_position_bias_table"].reshape(2 * th - 1, 2 * tw - 1, heads)
+    table = table[th - wh:th + wh - 1, tw - ww:tw + ww - 1].reshape(-1, heads)
     out = np.zeros_like(y)
     for bi in range(b):
         for r0 in range(0, h, wh):

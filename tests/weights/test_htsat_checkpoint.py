@@ -98,17 +98,17 @@ def test_official_names_load_into_every_weight(tmp_path, fmt):
     assert len(state) - len(unused) == len(w)
 
 
-def test_coarse_model_gets_the_tables_cut_to_its_windows_and_another_head(tmp_path):
+def test_coarse_model_keeps_the_whole_tables_and_takes_another_head(tmp_path):
+    # Issue 31 item 3: a coarse phase's cut windows read the centre of the full 15 x 15 tables, so
+    # the official tables load whole (nothing resized, nothing lost for the return to C = 1).
     state = htsat_state_dict(seed=1)
     model = Htsat(num_classes=3, factor=4, **SIZES)
     assert [b[0].window for b in model.blocks] == [(4, 8), (2, 8)]
     report = get_family("htsat").initialize(model, save(state, tmp_path, "npz"))
-    assert sorted(report.paths("resized")) == sorted(
-        f"stage_{i}_block_{j}/relative_position_bias_table" for i in (0, 1) for j in (0, 1))
+    assert report.paths("resized") == []
     assert report.paths("skipped") == ["head/kernel", "head/bias"]
-    table = state["sed_model.layers.1.blocks.0.attn.relative_position_bias_table"].reshape(15, 15, 2)
-    np.testing.assert_array_equal(_weights(model)["stage_1_block_0/relative_position_bias_table"],
-                                  table[6:9, :].reshape(-1, 2))
+    table = state["sed_model.layers.1.blocks.0.attn.relative_position_bias_table"]
+    np.testing.assert_array_equal(_weights(model)["stage_1_block_0/relative_position_bias_table"], table)
     with pytest.raises(ValueError, match="head"):
         get_family("htsat").initialize(Htsat(num_classes=3, **SIZES), save(state, tmp_path, "npz"), skip_head=False)
 
