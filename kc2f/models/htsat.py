@@ -191,8 +191,9 @@ class Htsat(keras.Model):
         self.bn0 = keras.layers.BatchNormalization(axis=-1, momentum=0.9, epsilon=1e-5, name="bn0",
                                                    dtype="float32")
         # The time mask keeps its width in seconds: C× fewer frames per mask in coarse phases.
+        # HTS-AT's SpecAugmentation masks two stripes per axis (time_stripes_num=2, freq_stripes_num=2).
         self.spec_augment = SpecAugment(freq_mask=freqm, time_mask=(timem * self.frames) // target_frames,
-                                        seed=seed, name="spec_augment", dtype="float32")
+                                        stripes=2, seed=seed, name="spec_augment", dtype="float32")
         self.fold = SpectrogramFold(self.chunks, name="fold", dtype="float32")
         self.patch_embedding = PatchEmbedding(embed_dim, (patch_size, patch_size), name="patch_embedding")
         self.patch_norm = keras.layers.LayerNormalization(epsilon=1e-5, name="patch_norm")

@@ -36,7 +36,8 @@ def htsat_run(tmp_path_factory, synthetic_dir):
     lines = []
     config = RunConfig(model="htsat", method="fshift", dataset="synthetic", data_dir=str(synthetic_dir),
                        factors=(4, 1), phase_epochs=(1, 1), batch_size=8, max_train_examples=16,
-                       max_eval_examples=8, hidden_dim=8, depth=2, num_heads=1, warmup_steps=1)
+                       max_eval_examples=8, hidden_dim=8, depth=2, num_heads=1, warmup_steps=1,
+                       num_mel_bins=16)
     run_dir = tmp_path_factory.mktemp("htsat") / "run"
     summary = fit(config, run_dir=run_dir, verbose=0, log=lines.append)
     return run_dir, config, summary, lines
@@ -45,9 +46,14 @@ def htsat_run(tmp_path_factory, synthetic_dir):
 def test_fit_coarse_to_fine_in_process(htsat_run):
     run_dir, config, summary, lines = htsat_run
     history = json.loads((run_dir / "history.json").read_text())
-    # 128 frames x 64 mel, 4 chunks: 64 x 8 tokens at C = 1, 16 x 8 at C = 4.
-    assert [(row["factor"], row["tokens"]) for row in history] == [(4, 128), (1, 512)]
-    coarse = get_family("htsat").build(config.replace(freqm=8, timem=24), _spec(), 8, 4)
+    # 128 frames x 16 mel, 4 chunks: 16 x 8 tokens at C = 1, 4 x 8 at C = 4, where the 8 x 8 windows are
+    # cut to 4 x 8 (stage 1) and 2 x 4 (stage 2): the switch runs the cut-window path (issue 31 item 5).
+    assert [(row["factor"], row["tokens"]) for row in history] == [(4, 32), (1, 128)]
+    spec = _spec().replace(num_mel_bins=16)
+    coarse = get_family("htsat").build(config.replace(freqm=2, timem=24), spec, 8, 4)
+    fine = get_family("htsat").build(config.replace(freqm=2, timem=24), spec, 8, 1)
+    assert [b[0].window for b in coarse.blocks] != [b[0].window for b in fine.blocks]
+    assert any("C=4 -> C=1" in line and "resized nothing" in line for line in lines)
     assert history[0]["epoch_flops"] == pytest.approx(get_family("htsat").training_flops_per_sample(coarse) * 16)
     assert history[1]["epoch_flops"] > 3 * history[0]["epoch_flops"]
     assert any("C=4 -> C=1" in line for line in lines)
