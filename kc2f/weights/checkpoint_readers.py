@@ -17,7 +17,9 @@ scripts' releases) are unwrapped.
 """
 
 import json
+import os
 import pathlib
+import pickle
 import struct
 
 import numpy as np
@@ -37,6 +39,8 @@ _SAFETENSORS_DTYPES = {
 # A header larger than this is not a safetensors file (the reference reader caps it too).
 _MAX_HEADER_BYTES = 100_000_000
 
+# Set to 1 to let `read_torch` unpickle a checkpoint's non-tensor objects (code from the file).
+TRUST_PICKLE_ENV = "KC2F_TRUST_PICKLE"
 TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 
 
@@ -128,6 +132,17 @@ def read_torch(path):
         state = torch.load(path, map_location="cpu", weights_only=True)
     except TypeError:  # torch < 1.13 has no weights_only.
         state = torch.load(path, map_location="cpu")
+    except pickle.UnpicklingError as error:
+        # A Lightning `.ckpt` also pickles hyper-parameters, callbacks and loop state, which
+        # torch's safe loader refuses. Unpickling them runs code from the file: only on request.
+        if os.environ.get(TRUST_PICKLE_ENV) != "1":
+            raise ValueError(
+                f"{path} holds Python objects besides tensors (e.g. a Lightning checkpoint's "
+                f"hyper-parameters), which torch's safe loader refuses ({str(error).splitlines()[0]}). Loading "
+                f"them runs code from the file: if you trust it, set {TRUST_PICKLE_ENV}=1 and run again, or "
+                "convert its state_dict to .safetensors / .npz."
+            ) from None
+        state = torch.load(path, map_location="cpu", weights_only=False)
     state = unwrap_state_dict(state, path)
     return {
         name: value.detach().float().numpy() if value.is_floating_point() else value.detach().numpy()

@@ -132,3 +132,34 @@ def test_lightning_and_ddp_prefixes_in_either_order_name_the_same_weight(prefix)
     assert htsat_name(prefix + "norm.weight") == "norm/gamma"
     assert htsat_name(prefix + "layers.2.blocks.1.attn.qkv.weight") == "stage_2_block_1/qkv/kernel"
     assert htsat_name(prefix + "layers.0.blocks.0.attn.relative_position_index") is None
+
+
+class _Hyperparameters:
+    """A non-tensor object such as Lightning pickles beside the weights (torch's safe loader refuses it)."""
+
+    def __init__(self):
+        self.lr = 1e-3
+
+
+def test_a_lightning_ckpt_loads_only_when_its_pickles_are_trusted(tmp_path, monkeypatch):
+    # Issue 31 item 4: a Lightning `.ckpt` layout built here: `state_dict` under its key with DDP's
+    # `module.` outside Lightning's `sed_model.`, beside pickled hyper-parameters.
+    torch = pytest.importorskip("torch")
+    from kc2f.weights.checkpoint_readers import TRUST_PICKLE_ENV
+
+    state = htsat_state_dict(seed=4)
+    weights = {f"module.{key}": torch.from_numpy(np.asarray(value)) for key, value in state.items()}
+    path = tmp_path / "htsat.ckpt"
+    torch.save({"state_dict": weights, "hyper_parameters": _Hyperparameters(), "epoch": 3}, path)
+    model = Htsat(num_classes=CLASSES, **SIZES)
+    before = _weights(model)
+    monkeypatch.delenv(TRUST_PICKLE_ENV, raising=False)
+    with pytest.raises(ValueError, match=f"holds Python objects besides tensors.*{TRUST_PICKLE_ENV}=1"):
+        get_family("htsat").initialize(model, path)
+    for name, value in _weights(model).items():  # refused before anything was assigned
+        np.testing.assert_array_equal(value, before[name])
+    monkeypatch.setenv(TRUST_PICKLE_ENV, "1")
+    report = get_family("htsat").initialize(model, path)
+    assert report.paths("skipped") == []
+    np.testing.assert_array_equal(_weights(model)["stage_1_block_0/relative_position_bias_table"],
+                                  state["sed_model.layers.1.blocks.0.attn.relative_position_bias_table"])
