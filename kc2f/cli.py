@@ -78,9 +78,10 @@ def main():
 @click.option("--distribute", type=click.Choice(("none", "data-parallel")),
               help="data-parallel: split each global batch across all local devices (and the hosts "
                    "of TF_CONFIG or KERAS_DISTRIBUTION_*); default none.")
-@click.option("--average-checkpoints", metavar="FIRST..LAST",
+@click.option("--average-checkpoints", metavar="FIRST..LAST|best:K",
               help="Deliver (model.keras, kc2f export) the mean of the weights of epochs FIRST..LAST's "
-                   "checkpoints, e.g. 1..5 (AST's AudioSet recipe); its metric goes to summary.json.")
+                   "checkpoints, e.g. 1..5 (AST's AudioSet recipe), or of the final phase's K best epochs, "
+                   "best:15 (HTS-AT's); its metric goes to summary.json.")
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory (default runs/<dataset>-<method>-<factors>-s<seed>).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any option (repeatable).")

@@ -98,7 +98,7 @@ class CheckpointStore:
     def name(epoch):
         return RunDirectory.checkpoint_name(epoch)
 
-    def save(self, name, model, optimizer, state, best=None):
+    def save(self, name, model, optimizer, state, best=None, keep=()):
         """Writes checkpoint `name` (model + optimizer variables), commits `state`, prunes old ones.
 
         Args:
@@ -107,6 +107,7 @@ class CheckpointStore:
             optimizer: the optimizer, or `None` (the next phase starts a fresh one).
             state: the run state to commit (JSON-serialisable dict).
             best: the name of the best checkpoint, kept whatever its age.
+            keep: more names kept whatever their age (the epochs a best-K average will read).
 
         Raises:
             OSError: a write failed (full disk, read-only directory); the
@@ -133,7 +134,7 @@ class CheckpointStore:
             raise
         fsync_directory(self.directory)
         self.run.write_state(committed)
-        self._prune(keep={name} | ({best} if best else set()))
+        self._prune(keep={name} | ({best} if best else set()) | set(keep))
         return committed
 
     def problem(self, state):

@@ -6,7 +6,7 @@ import keras
 
 from kc2f.training.phase_optimizer import TRAIN_METRIC, current_learning_rate
 from kc2f.training.run_error import RunError
-from kc2f.training.run_state import best_row
+from kc2f.training.run_state import best_row, top_rows
 
 
 class EpochRecorder(keras.callbacks.Callback):
@@ -48,9 +48,9 @@ class EpochRecorder(keras.callbacks.Callback):
     """
 
     def __init__(self, *, family, metric, samples_per_epoch, state, run, store, writer,
-                 extra_state, log=print, chief=True, split="val"):
+                 extra_state, log=print, chief=True, split="val", average_best=None):
         super().__init__()
-        self.split = split
+        self.split, self.average_best = split, average_best
         self.family, self.metric = family, metric
         self.samples_per_epoch, self.state = samples_per_epoch, state
         self.run, self.store, self.writer = run, store, writer
@@ -118,6 +118,13 @@ class EpochRecorder(keras.callbacks.Callback):
                              f"phase {phase + 1} ended after epoch {epoch + 1}: {state.decision['phase_end']}")
         self.writer.flush()
 
+    def _averaged(self, state):
+        # `average_checkpoints: best:K`: the final phase's K best epochs so far stay on disk.
+        if self.average_best is None:
+            return ()
+        final = state.schedule.factors[-1]
+        return [self.store.name(row["epoch"]) for row in top_rows(state.history, self.average_best, final)]
+
     def _commit(self, epoch, model, state):
         committed = {
             **self.extra_state,
@@ -134,7 +141,7 @@ class EpochRecorder(keras.callbacks.Callback):
         start = time.perf_counter()
         try:
             self.store.save(self.store.name(epoch + 1), model, optimizer, committed,
-                            best=self.store.name(committed["best_epoch"]))
+                            best=self.store.name(committed["best_epoch"]), keep=self._averaged(state))
             # Committed with the next epoch: a save cannot hold its own duration.
             seconds = time.perf_counter() - start
             state.checkpoint_seconds += seconds

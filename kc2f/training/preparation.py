@@ -355,6 +355,12 @@ def averaged_checkpoints(config, schedule):
             (the phases' models have weights of different shapes), or the run
             may stop early (budget mode).
     """
+    best = config.average_best
+    if best is not None:
+        if best > schedule.phase_epochs[-1]:
+            raise RunError(f"--average-checkpoints {config.average_checkpoints}: the final phase has only "
+                           f"{schedule.phase_epochs[-1]} epochs to choose {best} from.")
+        return ()  # chosen as the run goes (kc2f.training.run_state.top_rows), kept by EpochRecorder
     epochs = config.average_range
     if epochs is None:
         return ()

@@ -72,9 +72,25 @@ def selection_split(options):
     return "val" if options.get("eval_split", "test") == "valid" else "test"
 
 
+def parse_average_best(text):
+    """`"best:5"` -> `5` (another form, or `None` -> `None`); ValueError naming `average_checkpoints` for
+    a count below 1."""
+    if text is None or not str(text).startswith("best:"):
+        return None
+    try:
+        count = int(str(text)[5:])
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError("Option 'average_checkpoints' best:K needs a whole K >= 1 (e.g. best:5). "
+                         f"Received: average_checkpoints={text!r}")
+    return count
+
+
 def parse_average_range(text):
-    """`"1..5"` -> `(1, 5)` (`None` -> `None`); ValueError naming `average_checkpoints` otherwise."""
-    if text is None:
+    """`"1..5"` -> `(1, 5)` (`None` or `"best:K"` -> `None`); ValueError naming `average_checkpoints`
+    otherwise."""
+    if text is None or parse_average_best(text) is not None:
         return None
     first, sep, last = str(text).partition("..")
     try:
@@ -84,7 +100,7 @@ def parse_average_range(text):
     if not sep or first is None or not 1 <= first <= last:
         raise ValueError(
             "Option 'average_checkpoints' expects FIRST..LAST, two epochs with 1 <= FIRST <= LAST "
-            f"(e.g. 1..5). Received: average_checkpoints={text!r}"
+            f"(e.g. 1..5), or best:K. Received: average_checkpoints={text!r}"
         )
     return first, last
 
@@ -214,8 +230,9 @@ class RunConfig:
     keep_checkpoints: int = _option(2, "newest checkpoints kept (besides the best) to fall back to", int,
                                     at_least=1)
     average_checkpoints: str = _option(
-        None, "FIRST..LAST: the delivered model (model.keras, export) is the mean of the weights of the "
-        "checkpoints of epochs FIRST to LAST (1-based, inclusive; AST's AudioSet recipes)", str, nullable=True)
+        None, "the delivered model (model.keras, export) is the mean of the weights of the checkpoints of "
+        "FIRST..LAST (1-based epochs, inclusive; AST's AudioSet recipes) or of best:K, the final phase's K "
+        "best epochs by the selection metric (HTS-AT's save_top_k, then weight_average)", str, nullable=True)
     fold: int = _option(None, "ESC-50: the held-out fold 1..5 (None: fold 1)", int, nullable=True)
     clips_per_class: int = _option(None, "synthetic dataset: training clips per class (None: 100; "
                                    "test clips are a quarter of it)", int, nullable=True, at_least=1)
@@ -286,6 +303,11 @@ class RunConfig:
     def selection_split(self):
         """`"val"` or `"test"`: the split the best epoch, budget stop and adaptive switch read (`selection_split`)."""
         return selection_split(self.to_dict())
+
+    @property
+    def average_best(self):
+        """K of `average_checkpoints: best:K`, or `None`."""
+        return parse_average_best(self.average_checkpoints)
 
     @property
     def average_range(self):

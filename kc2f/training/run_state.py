@@ -16,6 +16,21 @@ def best_row(history, across_factors=True):
     return max(history, key=lambda row: row["val_metric"])
 
 
+def top_rows(history, count, factor):
+    """The `count` rows of factor `factor` with the highest `val_metric` (ties: the earlier epoch), best first:
+    the epochs `average_checkpoints: best:K` averages."""
+    rows = [row for row in history if row["factor"] == factor]
+    return sorted(rows, key=lambda row: (-row["val_metric"], row["epoch"]))[:count]
+
+
+def describe_epochs(epochs):
+    """`[3, 4, 5]` -> `"3..5"`; `[3, 5, 9]` -> `"3, 5, 9"` (sorted epochs)."""
+    epochs = sorted(epochs)
+    if epochs == list(range(epochs[0], epochs[-1] + 1)):
+        return f"{epochs[0]}..{epochs[-1]}"
+    return ", ".join(map(str, epochs))
+
+
 @dataclasses.dataclass
 class EpochResult:
     """One epoch's measurements, set by `EpochEvaluator` for the callbacks after it.

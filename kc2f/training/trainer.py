@@ -37,7 +37,7 @@ from kc2f.training.preparation import (
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
 from kc2f.training.run_lock import RunLock
-from kc2f.training.run_state import RunState, best_row
+from kc2f.training.run_state import RunState, best_row, describe_epochs, top_rows
 from kc2f.training.scalar_writer import ScalarWriter
 from kc2f.training.plateau_learning_rate import PlateauLearningRate
 from kc2f.training.step_recorder import StepRecorder
@@ -234,7 +234,7 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
         state=state, run=run, store=store, writer=writer,
         extra_state={"bad_audio": data.bad_audio, "target": target,
                      **({"init_report": init_report} if config.init else {})}, log=log, chief=dist.is_chief,
-        split=config.selection_split,
+        split=config.selection_split, average_best=config.average_best,
     )
     guard = LossGuard(run, lambda: len(state.history))
     timer = StepTimer(state)
@@ -288,8 +288,14 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
             )
         model = switch.next_model or model
     averaged = None
-    if store.protect and dist.is_chief:
-        model, averaged = _average_checkpoints(store, build(model.factor), eval_data(), spec, run, log)
+    if config.average_best is not None:
+        averaged_names = [store.name(row["epoch"]) for row in
+                          top_rows(state.history, config.average_best, state.schedule.factors[-1])]
+    else:
+        averaged_names = sorted(store.protect)
+    if averaged_names and dist.is_chief:
+        model, averaged = _average_checkpoints(store, averaged_names, build(model.factor), eval_data(), spec, run,
+                                               log)
     extra = {"selection_split": config.selection_split, "left_out": data.left_out}
     if data.validation is not None:
         extra.update(val_source=data.validation_source, val_clips=data.num_val, test_split=config.eval_split)
@@ -321,21 +327,21 @@ def _test_at_best(store, best, build, test_dataset, spec, config, log):
     return {"test_metric_at_best": metrics[spec.metric], "test_metrics_at_best": metrics}
 
 
-def _average_checkpoints(store, model, eval_dataset, spec, run, log):
-    """`(model, summary entries)`: `model` set to the mean of the protected checkpoints, and its metric.
+def _average_checkpoints(store, names, model, eval_dataset, spec, run, log):
+    """`(model, summary entries)`: `model` set to the mean of checkpoints `names`, and its metric.
 
     It reads only committed checkpoints, so a run killed while finishing and
-    run again averages the same weights.
+    run again averages the same weights. `averaged_epochs` lists the epochs
+    averaged, in order.
     """
-    names = sorted(store.protect)
     try:
         store.average_model(names, model)
     except ValueError as error:
         raise RunError(f"Cannot average the checkpoints of {run}: {error}") from None
     scores, labels = predict_scores(model, eval_dataset, spec.multilabel)
     metrics = {name: float(value) for name, value in compute_metrics(scores, labels, spec.multilabel).items()}
-    epochs = [int(name.removeprefix(RunDirectory.CHECKPOINT_PREFIX)) for name in (names[0], names[-1])]
-    log(f"Weight average of the checkpoints of epochs {epochs[0]}..{epochs[1]}: "
+    epochs = sorted(int(name.removeprefix(RunDirectory.CHECKPOINT_PREFIX)) for name in names)
+    log(f"Weight average of the checkpoints of epochs {describe_epochs(epochs)}: "
         f"{spec.metric} {metrics[spec.metric]:.4f}")
     return model, {"averaged_epochs": epochs, "averaged_metric": metrics[spec.metric],
                    "averaged_metrics": metrics}
@@ -434,7 +440,7 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         **({"init": config.init, "init_report": init_report} if config.init else {}),
         "time_breakdown": time_breakdown(history, state.counters.get("checkpoint_seconds"), preparation_seconds),
         "delivered_model": "last epoch" if averaged is None else "weight average of epochs "
-                           f"{averaged['averaged_epochs'][0]}..{averaged['averaged_epochs'][1]}",
+                           f"{describe_epochs(averaged['averaged_epochs'])}",
         **(averaged or {}),
         **(extra or {}),
     }

@@ -102,6 +102,18 @@ def test_export_serves_in_plain_tensorflow_as_kc2f_load_and_predict_score(htsat_
         result = CliRunner().invoke(main, ["predict", str(model), *map(str, wavs), "--json", "--top-k", "8"])
         assert result.exit_code == 0, result.output
         outputs.append(json.loads(result.stdout))
+    # Flexible resolution: the run's model at C = 4 (16 x 8 tokens, windows cut), by the CLI and by kc2f.load.
+    result = CliRunner().invoke(main, ["predict", str(run_dir), str(wavs[0]), "--factor", "4", "--json",
+                                       "--top-k", "8"])
+    assert result.exit_code == 0, result.output
+    coarse = {entry["label"]: entry["score"] for entry in json.loads(result.stdout)[0]["top"]}
+    by_api = kc2f.load(str(run_dir), factor=4)
+    assert by_api.predictor.factor == 4
+    api = by_api.predict(str(wavs[0]), top_k=8)["top"]
+    np.testing.assert_allclose([coarse[entry["label"]] for entry in api], [entry["score"] for entry in api],
+                               atol=1e-5)
+    fine = {entry["label"]: entry["score"] for entry in outputs[0][0]["top"]}
+    assert not np.allclose([fine[label] for label in coarse], list(coarse.values()))  # another model
     for by_run, by_export, wav in zip(*outputs, wavs):
         assert by_run["file"] == by_export["file"] == str(wav)
         run_scores = {entry["label"]: entry["score"] for entry in by_run["top"]}

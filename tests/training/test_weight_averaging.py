@@ -86,7 +86,7 @@ def test_averaged_run_delivers_and_exports_the_mean_and_survives_a_rerun(tmp_pat
     assert names == ["epoch-0001", "epoch-0002", "epoch-0003"]
     expected = _checkpoint_mean(run_dir, (1, 2, 3))
     _assert_weights_are(load_model(run_dir / "model.keras"), expected)
-    assert summary["averaged_epochs"] == [1, 3]
+    assert summary["averaged_epochs"] == [1, 2, 3]
     assert summary["delivered_model"] == "weight average of epochs 1..3"
     # The file holds no absolute path (the run can move); the returned summary adds run_dir.
     assert {**json.loads((run_dir / "summary.json").read_text()), "run_dir": str(run_dir)} == summary
@@ -119,6 +119,26 @@ def test_averaged_run_delivers_and_exports_the_mean_and_survives_a_rerun(tmp_pat
     lines = []
     assert fit(_tiny(synthetic_dir), run_dir=run_dir, verbose=0, log=lines.append) == again
     assert any("already finished" in line for line in lines)
+
+
+def test_best_k_averages_the_final_phases_best_epochs_kept_on_disk(tmp_path, synthetic_dir):
+    # HTS-AT's recipe: keep the top-k checkpoints by the metric (save_top_k), average them at the end.
+    run_dir = tmp_path / "run"
+    summary = fit(_tiny(synthetic_dir, factors=(2, 1), epochs=None, phase_epochs=(1, 4),
+                        average_checkpoints="best:2"), run_dir=run_dir, verbose=0, log=lambda line: None)
+    history = json.loads((run_dir / "history.json").read_text())
+    final = sorted((row for row in history if row["factor"] == 1), key=lambda r: (-r["val_metric"], r["epoch"]))
+    best = sorted(row["epoch"] for row in final[:2])  # NumPy-free reference of the choice
+    assert summary["averaged_epochs"] == best
+    names = {p.name for p in RunDirectory(run_dir).checkpoints.iterdir()}
+    assert {f"epoch-{e:04d}" for e in best} <= names  # kept despite keep_checkpoints=1
+    _assert_weights_are(load_model(run_dir / "model.keras"), _checkpoint_mean(run_dir, tuple(best)))
+    assert summary["averaged_metric"] == pytest.approx(evaluate_run(run_dir)[0]["metric"], abs=1e-6)
+    with pytest.raises(RunError, match="only 4 epochs to choose 5 from"):
+        fit(_tiny(synthetic_dir, factors=(2, 1), epochs=None, phase_epochs=(1, 4), average_checkpoints="best:5"),
+            run_dir=tmp_path / "other", verbose=0, log=lambda line: None)
+    with pytest.raises(ValueError, match="best:K needs a whole K >= 1"):
+        RunConfig(average_checkpoints="best:0")
 
 
 @pytest.mark.parametrize("options, match", [
