@@ -68,7 +68,7 @@ class AstFamily(ModelFamily):
     def frames_multiple(self, config):
         return patch_frames_multiple(config)
 
-    def resolve_options(self, config):
+    def resolve_options(self, config, spec):
         """`pooling`: SSAST's mean of the patch tokens when `--init` is a pretraining run (its prefix
         tokens got no training signal of their own), else the AST's prefix tokens."""
         if config.pooling is not None:

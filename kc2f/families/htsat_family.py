@@ -3,7 +3,7 @@
 from kc2f.families.model_family import ModelFamily
 from kc2f.models import HTSAT_METHODS, HTSAT_PRESETS, Htsat
 from kc2f.models.htsat_flops import htsat_training_flops_per_sample
-from kc2f.weights.htsat_checkpoint import initialize_htsat
+from kc2f.weights.htsat_checkpoint import initialize_htsat, is_reference_checkpoint
 from kc2f.weights.swin_transfer import transfer_swin_weights
 
 
@@ -54,6 +54,7 @@ class HtsatFamily(ModelFamily):
             mlp_ratio=config.mlp_ratio,
             freqm=config.freqm,
             timem=config.timem,
+            stretch_frames=config.stretch_frames,
             seed=config.seed,
             name=f"htsat_c{factor}",
             **_sizes(config),
@@ -61,6 +62,16 @@ class HtsatFamily(ModelFamily):
 
     def frames_multiple(self, config):
         return Htsat.frames_multiple(_sizes(config)["depths"])
+
+    def resolve_options(self, config, spec):
+        """`stretch_frames`: initialised from HTS-AT's own checkpoint, a clip shorter than the model's
+        frames is stretched to them as the reference does (1001 -> 1024 for 10 s), not zero-padded,
+        so that the official weights see their time scale."""
+        if config.stretch_frames is not None or config.init is None or not is_reference_checkpoint(config.init):
+            return {}
+        hop = round(0.010 * spec.sample_rate)  # Htsat's default hop (HTS-AT: 320 at 32 kHz)
+        frames = 1 + round(spec.clip_seconds * spec.sample_rate) // hop
+        return {"stretch_frames": frames} if frames < spec.target_frames else {}
 
     def transfer(self, source, target):
         return transfer_swin_weights(source, target)

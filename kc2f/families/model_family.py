@@ -90,9 +90,9 @@ class ModelFamily:
         """FLOPs of one training sample (forward + backward) of `model`."""
         raise NotImplementedError(f"{type(self).__name__}.training_flops_per_sample")
 
-    def resolve_options(self, config):
+    def resolve_options(self, config, spec):
         """The family's options that a run fills where `config` leaves them `None` (recorded in
-        `config.json`), as a dict of changes; the default fills none."""
+        `config.json`), as a dict of changes, given the run's input `spec`; the default fills none."""
         return {}
 
     def initialize(self, model, path, **options):

@@ -20,6 +20,7 @@ from kc2f.layers.spec_augment import SpecAugment
 from kc2f.layers.spectrogram_fold import SpectrogramFold
 from kc2f.layers.swin_transformer_block import SwinTransformerBlock
 from kc2f.layers.time_pooling import TimePooling
+from kc2f.layers.time_stretch import TimeStretch
 from kc2f.layers.token_semantic_head import TokenSemanticHead
 from kc2f.layers.transformer_block import TransformerBlock
 
@@ -34,6 +35,7 @@ __all__ = [
     "SpectrogramFold",
     "SwinTransformerBlock",
     "TimePooling",
+    "TimeStretch",
     "TokenSemanticHead",
     "TransformerBlock",
 ]

@@ -11,6 +11,7 @@ from kc2f.layers import (
     SpectrogramFold,
     SwinTransformerBlock,
     TimePooling,
+    TimeStretch,
     TokenSemanticHead,
 )
 
@@ -85,6 +86,12 @@ class Htsat(keras.Model):
         drop_path_rate: stochastic depth, rising linearly to this over the
             blocks (0.1).
         freqm, timem: SpecAugment maximum widths (mel bins; full-resolution frames).
+        stretch_frames: `None` (default): a clip shorter than `target_frames`
+            frames is zero-padded. An integer: the clip's own frames at full
+            resolution (1001 for 10 s at HTS-AT's hop), computed and then
+            stretched bicubically to `target_frames` (`/ C` at fshift), as the
+            reference's `reshape_wav2img` does, so that the official weights
+            see the time scale they were trained on (`TimeStretch`).
         seed: seed of SpecAugment and stochastic depth.
 
     Input: waveforms `(batch, samples)` or `{"waveform": ..., "length": ...}`.
@@ -114,6 +121,7 @@ class Htsat(keras.Model):
         drop_path_rate=0.1,
         freqm=0,
         timem=0,
+        stretch_frames=None,
         seed=None,
         **kwargs,
     ):
@@ -147,11 +155,16 @@ class Htsat(keras.Model):
                 f"{multiple} and num_mel_bins by {reduction}. Received: "
                 f"target_frames={target_frames}, num_mel_bins={num_mel_bins}"
             )
+        if stretch_frames is not None and (not isinstance(stretch_frames, int) or isinstance(stretch_frames, bool)
+                                           or not 1 < stretch_frames <= target_frames):
+            raise ValueError(f"stretch_frames must be an integer in (1, target_frames={target_frames}] or None. "
+                             f"Received: stretch_frames={stretch_frames!r}")
         self.num_classes = num_classes
         self.method = method
         self.factor = factor
         self.sample_rate = sample_rate
         self.target_frames = target_frames
+        self.stretch_frames = stretch_frames
         self.num_mel_bins = num_mel_bins
         self.fft_length = fft_length
         self.hop_length = hop_length
@@ -175,6 +188,10 @@ class Htsat(keras.Model):
         fshift = method == "fshift"
         self.frames = target_frames // factor
         self.chunks = num_chunks // factor
+        # The frames the mel layer computes, and those the model's image needs.
+        computed, wanted = (self.frames, self.frames) if fshift else (target_frames, target_frames)
+        if stretch_frames is not None:  # the clip's own frames, stretched (HTS-AT's reshape_wav2img)
+            computed = -(-stretch_frames // factor) if fshift else stretch_frames
         self.mel = LogMelSpectrogram(
             sample_rate=sample_rate,
             fft_length=fft,
@@ -182,9 +199,10 @@ class Htsat(keras.Model):
             num_mel_bins=num_mel_bins,
             low_freq=low_freq,
             high_freq=high,
-            target_frames=self.frames if fshift else target_frames,
+            target_frames=computed,
             name="mel",
         )
+        self.stretch = TimeStretch(computed, wanted, name="stretch", dtype="float32") if computed != wanted else None
         self.pooling = TimePooling(1 if fshift else factor, method[:3] if not fshift else "max",
                                    name="time_pooling", dtype="float32")
         # HTS-AT's bn0 normalises each mel bin (BatchNorm2d over the transposed spectrogram).
@@ -284,7 +302,12 @@ class Htsat(keras.Model):
 
     def spectrogram(self, inputs, training=False):
         """The compressed, normalised, augmented log-mel spectrogram `(batch, T / C, F)`."""
-        x = self.bn0(self.pooling(self.mel(inputs)), training=training)
+        x = self.mel(inputs)
+        if self.stretch is not None:
+            # Before bn0 here, after it in the reference: a per-bin affine map commutes with a
+            # resize whose weights sum to 1 (bn0's batch statistics in training differ slightly).
+            x = self.stretch(x)
+        x = self.bn0(self.pooling(x), training=training)
         return self.spec_augment(x, training=training)
 
     def framewise(self, inputs, training=False):
@@ -332,6 +355,7 @@ class Htsat(keras.Model):
             drop_path_rate=self.drop_path_rate,
             freqm=self.freqm,
             timem=self.timem,
+            stretch_frames=self.stretch_frames,
             seed=self.seed,
         )
         return config

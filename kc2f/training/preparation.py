@@ -113,7 +113,7 @@ def resolve(config):
                 f"{sum(config.phase_epochs)} epochs, not --epochs {config.epochs}: give one, or make them agree."
             )
         changes["epochs"] = sum(config.phase_epochs)
-    changes.update(get_family(config.model).resolve_options(config))
+    changes.update(get_family(config.model).resolve_options(config, spec))
     if config.lr_schedule is None:  # recorded, so that config.json states the schedule the run used
         changes["lr_schedule"] = DEFAULT_LR_SCHEDULE
     if config.warmup_steps is None:

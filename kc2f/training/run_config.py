@@ -180,6 +180,10 @@ class RunConfig:
                            "ft_avgtok: the mean of the patch tokens, the prefix tokens kept in the sequence) "
                            "(None: patch when --init is an SSAST pretraining run, else prefix)", str, nullable=True,
                            choices=("prefix", "patch"))
+    stretch_frames: int = _option(None, "htsat: the clip's own frames, computed and then stretched (bicubic) to "
+                                  "the model's, as HTS-AT's reshape_wav2img (None: zero-padded; set automatically "
+                                  "to the clip's frames, e.g. 1001 of 1024, when --init is HTS-AT's own "
+                                  "checkpoint; the model's frames: no stretch)", int, nullable=True, at_least=2)
     mask_share: float = _option(400 / 512, "ssast: share of the patches masked per clip at every factor "
                                 "(SSAST: 400 of 512)", float, above=0.0, below=1.0)
     mask_cluster: int = _option(None, "ssast: side of the square mask clusters (None: SSAST's per variant: plain "

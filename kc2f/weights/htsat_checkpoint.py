@@ -41,6 +41,20 @@ _TOP_KEYS = {
 HEAD_WEIGHTS = ("head/kernel", "head/bias")
 
 
+def is_reference_checkpoint(path):
+    """Whether `path` is a state-dict file of HTS-AT's own code (its token-semantic head and patch
+    embedding under HTS-AT's names, any Lightning/DDP prefix): a kc2f run or `.keras` file is not.
+    An unreadable file is `False` (`initialize_htsat` names the problem later)."""
+    path = pathlib.Path(path)
+    if not path.is_file() or path.suffix.lower() == ".keras":
+        return False
+    try:
+        names = {htsat_name(key) for key in read_checkpoint(path)}
+    except (OSError, ValueError, ImportError):
+        return False
+    return {"head/kernel", "patch_embedding/kernel"} <= names
+
+
 def htsat_name(key):
     """The kc2f `Htsat` weight path of an HTS-AT state-dict key (prefixes removed), or `None`."""
     # Either wrapper may be the outer one (DDP around Lightning's module, or Lightning saving a DDP model).

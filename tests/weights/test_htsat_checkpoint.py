@@ -163,3 +163,34 @@ def test_a_lightning_ckpt_loads_only_when_its_pickles_are_trusted(tmp_path, monk
     assert report.paths("skipped") == []
     np.testing.assert_array_equal(_weights(model)["stage_1_block_0/relative_position_bias_table"],
                                   state["sed_model.layers.1.blocks.0.attn.relative_position_bias_table"])
+
+
+def test_initialised_from_htsats_own_checkpoint_the_clip_is_stretched_as_the_reference_does(tmp_path):
+    # Issue 31 item 4: HTS-AT stretches a 10 s clip's 1001 frames to 1024 (reshape_wav2img) where kc2f
+    # zero-pads; with HTS-AT's weights the run follows the reference. Here: 1 s -> 101 frames, 128 wanted.
+    from kc2f.training.preparation import resolve
+    from kc2f.training.run_config import RunConfig
+    from kc2f.weights.htsat_checkpoint import is_reference_checkpoint
+
+    official = save(htsat_state_dict(seed=5), tmp_path, "npz")
+    Htsat(num_classes=CLASSES, **SIZES).save(tmp_path / "kc2f.keras")
+    assert is_reference_checkpoint(official)
+    assert not is_reference_checkpoint(tmp_path / "kc2f.keras") and not is_reference_checkpoint(tmp_path / "none")
+    options = dict(model="htsat", method="fshift", dataset="synthetic", clip_seconds=1.0, hidden_dim=8, depth=2,
+                   num_heads=1, num_mel_bins=16)
+    resolved, spec = resolve(RunConfig(init=str(official), **options))
+    assert (resolved.stretch_frames, spec.target_frames) == (101, 128)
+    assert resolve(RunConfig(**options))[0].stretch_frames is None  # no reference weights: zero-padded
+    assert resolve(RunConfig(init=str(official), stretch_frames=128, **options))[0].stretch_frames == 128
+    wave = np.random.default_rng(0).standard_normal((2, 16000)).astype("float32")
+    for factor, computed in ((1, 101), (4, 26)):
+        model = get_family("htsat").build(resolved, spec, CLASSES, factor)
+        mel = keras.ops.convert_to_numpy(model.mel(wave))
+        assert mel.shape[1] == computed and model.stretch.out_frames == 128 // factor
+        stretched = keras.ops.convert_to_numpy(model.stretch(mel))
+        # align_corners: the first and last frames are the clip's own (no zero-padded frames at the end).
+        np.testing.assert_allclose(stretched[:, [0, -1]], mel[:, [0, -1]], atol=1e-4)
+        assert model.spectrogram(wave).shape[1] == 128 // factor
+        assert Htsat.from_config(model.get_config()).get_config() == model.get_config()
+    plain = get_family("htsat").build(resolve(RunConfig(**options))[0], spec, CLASSES, 1)
+    assert plain.stretch is None
