@@ -166,6 +166,38 @@ class ModelFamily:
 
 
 _FAMILIES = {}
+# Installed packages add families under this entry-point group, e.g. in their pyproject.toml:
+#   [project.entry-points."kc2f.families"]
+#   energy = "my_package.family:EnergyFamily"      (a ModelFamily subclass, or an instance)
+ENTRY_POINT_GROUP = "kc2f.families"
+_discovered = False
+
+
+def discover_families():
+    """Registers the families of installed packages (the `kc2f.families` entry points), once.
+
+    A built-in or already registered name is kept; a plugin that fails to load
+    is named with the error in one line.
+    """
+    global _discovered
+    if _discovered:
+        return
+    _discovered = True
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name in _FAMILIES:
+            continue
+        try:
+            family = point.load()
+            family = family() if isinstance(family, type) else family
+            if family.name != point.name:
+                raise ValueError(f"its family is named {family.name!r}")
+            register_family(family)
+        except Exception as error:  # noqa: BLE001  (a plugin's import can fail in any way)
+            _discovered = False  # tried again next time, so the error shows where the name is asked for
+            raise ValueError(f"Cannot load model family '{point.name}' from entry point {point.value!r} "
+                             f"({ENTRY_POINT_GROUP}): {type(error).__name__}: {error}") from None
 
 
 def register_family(family):
@@ -181,14 +213,17 @@ def register_family(family):
 
 
 def get_family(name):
-    """The registered family called `name`; ValueError listing the known ones."""
+    """The registered (or installed, `discover_families`) family called `name`; ValueError listing the known ones."""
+    if name not in _FAMILIES:
+        discover_families()
     if name not in _FAMILIES:
         raise ValueError(f"Unknown model '{name}'. Known models: {', '.join(sorted(_FAMILIES))}")
     return _FAMILIES[name]
 
 
 def family_names():
-    """Names of the registered families, in registration order."""
+    """Names of the registered families (installed ones included), in registration order."""
+    discover_families()
     return tuple(_FAMILIES)
 
 
@@ -209,6 +244,7 @@ def load_model(path):
 
 def family_of(model):
     """The family whose `model_classes` include `model`'s class."""
+    discover_families()
     for family in _FAMILIES.values():
         if isinstance(model, tuple(family.model_classes)):
             return family

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from kc2f.families import AstFamily, family_of, get_family, register_family
+from kc2f.families import AstFamily, family_names, family_of, get_family, register_family
 from kc2f.models import AudioSpectrogramTransformer
 from kc2f.training.run_config import RunConfig
 from kc2f.training.trainer import fit
@@ -62,3 +62,61 @@ def test_a_registered_family_trains_coarse_to_fine_and_resumes(tmp_path):
     again = []
     fit(config, run_dir=tmp_path / "run", verbose=0, log=again.append)
     assert any("already finished" in line for line in again)
+
+
+PLUGIN = '''
+from tests.families.toy_family import ToyFamily
+
+
+class PluginFamily(ToyFamily):
+    name = "plugin-energy"
+'''
+
+
+def _install_plugin(root, value):
+    """A package and its `.dist-info` (METADATA, entry_points.txt) under `root`, as pip installs one."""
+    (root / "kc2f_plugin_demo").mkdir(parents=True)
+    (root / "kc2f_plugin_demo" / "__init__.py").write_text(PLUGIN)
+    info = root / "kc2f_plugin_demo-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kc2f-plugin-demo\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[kc2f.families]\nplugin-energy = {value}\n")
+
+
+@pytest.fixture
+def rediscover(monkeypatch):
+    from kc2f.families import model_family
+
+    monkeypatch.setattr(model_family, "_discovered", False)
+    monkeypatch.setattr(model_family, "_FAMILIES", dict(model_family._FAMILIES))
+    return model_family
+
+
+def test_an_installed_packages_family_trains_from_the_command_line(tmp_path, monkeypatch, rediscover, synthetic_dir):
+    # Issue 32 item 5: a package that declares a `kc2f.families` entry point is found by name.
+    from click.testing import CliRunner
+
+    from kc2f.cli import main
+
+    _install_plugin(tmp_path / "site", "kc2f_plugin_demo:PluginFamily")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert "plugin-energy" in family_names()
+    assert type(get_family("plugin-energy")).__name__ == "PluginFamily"
+    result = CliRunner().invoke(main, [
+        "fit", "--model", "plugin-energy", "--dataset", "synthetic", "--data-dir", str(synthetic_dir),
+        "--method", "maxpool", "--factors", "2,1", "--phase-epochs", "1,1", "--batch-size", "8", "--quiet",
+        "--set", "max_train_examples=16", "--set", "max_eval_examples=8", "--set", "warmup_steps=1",
+        "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [row["factor"] for row in history] == [2, 1]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] == "plugin-energy"
+
+
+def test_a_plugin_that_does_not_load_is_named(tmp_path, monkeypatch, rediscover):
+    _install_plugin(tmp_path / "site", "kc2f_plugin_demo:Missing")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(ValueError, match="Cannot load model family 'plugin-energy' from entry point "
+                                         "'kc2f_plugin_demo:Missing'.*AttributeError"):
+        get_family("plugin-energy")
+    assert get_family("ast").name == "ast"  # a known name does not need the plugins
