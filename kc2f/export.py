@@ -350,7 +350,8 @@ def _export(model_path, labels, metadata, out_dir, factor, format):
     else:
         # The trained file itself, byte for byte.
         shutil.copyfile(model_path, out_dir / KERAS_FILE)
-    rate = int(model.sample_rate)
+    info = family_of(model).serving_info(model)
+    rate = info["sample_rate"]
     window, hop = serving_windows(metadata["clip_seconds"], rate)
     signatures = {LENGTH_SIGNATURE: ["waveform", "length"]}
     if format == "saved_model":
@@ -359,19 +360,19 @@ def _export(model_path, labels, metadata, out_dir, factor, format):
     metadata = dict(
         metadata,
         format_version=FORMAT_VERSION,
-        num_classes=int(model.num_classes),
+        num_classes=info["num_classes"],
         sample_rate=rate,
         sample_rates=sorted(set(COMMON_SAMPLE_RATES) | {rate}),
         window_samples=window,
         hop_samples=hop,
         aggregate="mean",
-        method=model.method,
-        factor=int(model.factor),
+        method=info["method"],
+        factor=info["factor"],
         trained_factor=int(trained_factor),
-        target_frames=int(model.target_frames),
-        frame_length_ms=float(model.frame_length_ms),
-        frame_shift_ms=float(model.frame_shift_ms),
-        token_grid=list(model.token_grid),
+        target_frames=info["target_frames"],
+        frame_length_ms=info["frame_length_ms"],
+        frame_shift_ms=info["frame_shift_ms"],
+        token_grid=info["token_grid"],
         scores="sigmoid" if metadata["multilabel"] else "softmax",
         signatures=signatures,
     )

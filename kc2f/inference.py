@@ -196,25 +196,25 @@ def _load_keras(kind, path, labels, factor, multilabel, clip_seconds):
     from kc2f.families import family_of, load_model
 
     model = load_model(path)
-    if not hasattr(model, "target_frames"):
-        raise ValueError(f"{path} is not a kc2f AudioSpectrogramTransformer ({type(model).__name__}).")
-    if model.num_classes != len(labels):
-        raise ValueError(
-            f"{path} has {model.num_classes} outputs but the labels list {len(labels)} names."
-        )
+    family = family_of(model)  # ValueError naming the class when no family builds it
     if factor is not None and factor != model.factor:
-        model = family_of(model).at_factor(model, factor)
-    span = _span_seconds(model.target_frames, model.frame_shift_ms, model.frame_length_ms)
+        model = family.at_factor(model, factor)
+    info = family.serving_info(model)
+    if info["num_classes"] != len(labels):
+        raise ValueError(
+            f"{path} has {info['num_classes']} outputs but the labels list {len(labels)} names."
+        )
+    span = _span_seconds(info["target_frames"], info["frame_shift_ms"], info["frame_length_ms"])
     if clip_seconds is None:
         # No dataset recipe at hand: the clip the fbank was sized for.
-        clip_seconds = model.target_frames * model.frame_shift_ms / 1000.0
+        clip_seconds = info["target_frames"] * info["frame_shift_ms"] / 1000.0
 
     def logits_fn(waveform, length):
         out = model.predict_on_batch({"waveform": waveform, "length": length})
         return keras.ops.convert_to_numpy(out)
 
-    return Predictor(kind, path, labels, model.sample_rate, multilabel, clip_seconds, span, model.factor,
-                     logits_fn, frame_length_ms=model.frame_length_ms)
+    return Predictor(kind, path, labels, info["sample_rate"], multilabel, clip_seconds, span, info["factor"],
+                     logits_fn, frame_length_ms=info["frame_length_ms"])
 
 
 def _load_saved_model(path, labels, factor, multilabel):

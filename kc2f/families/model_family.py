@@ -143,6 +143,27 @@ class ModelFamily:
         """Tokens the model's transformer sees per clip (logged per epoch; 0 if not a transformer)."""
         return int(getattr(model, "num_patch_tokens", 0))
 
+    def serving_info(self, model):
+        """What export and prediction need to know of a finished `model`: a dict of
+
+        - `sample_rate` (Hz) of the waveform the model takes;
+        - `target_frames`, `frame_shift_ms`, `frame_length_ms`: the full-resolution
+          frames of one clip and their hop and length (the clip the model scores
+          is `target_frames · frame_shift_ms`, its windows are cut from longer audio);
+        - `method`, `factor`, `num_classes`;
+        - `token_grid`: the shape of the model's tokens at its factor (for the
+          export's metadata).
+
+        The model takes `{"waveform": (batch, samples), "length": (batch,)}` at
+        `sample_rate` and returns logits `(batch, num_classes)`. The default reads
+        the attributes of that name, which kc2f's models have; a family whose model
+        lacks them says here what they are.
+        """
+        return dict(sample_rate=int(model.sample_rate), target_frames=int(model.target_frames),
+                    frame_shift_ms=float(model.frame_shift_ms), frame_length_ms=float(model.frame_length_ms),
+                    method=model.method, factor=int(model.factor), num_classes=int(model.num_classes),
+                    token_grid=[int(size) for size in model.token_grid])
+
     def at_factor(self, model, factor):
         """`model` rebuilt at compression `factor`, its weights transferred.
 
@@ -228,9 +249,13 @@ def family_names():
 
 
 def load_model(path):
-    """A kc2f `.keras` model for inference; ValueError naming the file, in one line, when it cannot load."""
+    """A kc2f `.keras` model for inference; ValueError naming the file, in one line, when it cannot load.
+
+    Installed families are discovered first, so that their model classes are known to Keras.
+    """
     import zipfile
 
+    discover_families()
     if os.path.isfile(path) and not zipfile.is_zipfile(path):
         # Keras says "File not found" for a file that is there but is no zip (truncated, damaged).
         raise ValueError(f"Cannot load the Keras model {path}: the file is not a complete .keras (zip) "

@@ -1,6 +1,7 @@
 """The model-family seam: a user's family trains coarse-to-fine with no trainer change."""
 
 import json
+import pathlib
 
 import keras
 import numpy as np
@@ -120,3 +121,50 @@ def test_a_plugin_that_does_not_load_is_named(tmp_path, monkeypatch, rediscover)
                                          "'kc2f_plugin_demo:Missing'.*AttributeError"):
         get_family("plugin-energy")
     assert get_family("ast").name == "ast"  # a known name does not need the plugins
+
+
+def test_an_installed_family_goes_fit_export_serving_predict(tmp_path, monkeypatch, rediscover, synthetic_dir):
+    # Issue 32 item 4: export and predict learn what they need from the family (`serving_info`), so
+    # a family of a user's own exports, serves in plain TensorFlow and predicts like kc2f's.
+    import os
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    import kc2f
+    from kc2f.cli import main
+    from kc2f.export import export_run
+    from tests.conftest import REPO
+    from tests.families.test_htsat_family import SERVE
+
+    site = tmp_path / "site"
+    _install_plugin(site, "kc2f_plugin_demo:PluginFamily")
+    monkeypatch.syspath_prepend(str(site))
+    # An export under another backend runs in a TensorFlow child process, which finds the plugin too.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), str(REPO), os.environ.get("PYTHONPATH", "")]))
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "fit", "--model", "plugin-energy", "--dataset", "synthetic", "--data-dir", str(synthetic_dir),
+        "--method", "maxpool", "--factors", "2,1", "--phase-epochs", "1,1", "--batch-size", "8", "--quiet",
+        "--set", "max_train_examples=16", "--set", "max_eval_examples=8", "--set", "warmup_steps=1",
+        "--run-dir", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    out_dir = export_run(run_dir, tmp_path / "export")["out_dir"]
+    metadata = json.loads((pathlib.Path(out_dir) / "assets" / "kc2f.json").read_text())
+    assert (metadata["sample_rate"], metadata["token_grid"], metadata["method"]) == (16000, [1, 64], "maxpool")
+    rng = np.random.default_rng(5)
+    waves = np.stack([rng.standard_normal(30000).astype("float32") * scale for scale in (0.1, 0.4)])
+    np.save(tmp_path / "waves.npy", waves)
+    (tmp_path / "serve.py").write_text(SERVE)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # plain TensorFlow: no kc2f, no plugin
+    served = subprocess.run([sys.executable, str(tmp_path / "serve.py"), str(out_dir), str(tmp_path / "waves.npy"),
+                             str(tmp_path / "out.npz")], capture_output=True, text=True, cwd=tmp_path, env=env,
+                            timeout=600)
+    assert served.returncode == 0, served.stderr[-3000:]
+    served = np.load(tmp_path / "out.npz")
+    assert not served["kc2f_imported"]
+    for model in (run_dir, out_dir):
+        classifier = kc2f.load(str(model))
+        for row, wave in zip(served["scores"], waves):
+            np.testing.assert_allclose(classifier.predict(wave, sample_rate=16000)["scores"], row, atol=1e-5)

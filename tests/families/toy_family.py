@@ -14,6 +14,8 @@ from keras import ops
 from kc2f.families import ModelFamily, register_family
 from kc2f.weights import linear_resize_matrix
 
+SAMPLE_RATE = 16000  # the synthetic set's, which the toy is trained on
+
 
 @dataclasses.dataclass
 class ToyReport:
@@ -76,6 +78,13 @@ class ToyFamily(ModelFamily):
 
     def tokens(self, model):
         return model.cells
+
+    def serving_info(self, model):
+        # The model knows its clip in samples, not its rate: the synthetic set's 16 kHz.
+        hop_ms = 1000.0 * model.clip_samples / SAMPLE_RATE / model.frames
+        return dict(sample_rate=SAMPLE_RATE, target_frames=model.frames, frame_shift_ms=hop_ms,
+                    frame_length_ms=hop_ms, method="maxpool", factor=model.factor, num_classes=model.num_classes,
+                    token_grid=[1, model.cells])
 
     def training_flops_per_sample(self, model):
         hop = model.clip_samples // model.frames
