@@ -86,9 +86,14 @@ def test_data_parallel_follows_the_single_device_run(tmp_path, synthetic_dir):
     assert done.returncode == 0, done.stderr[-4000:]
     single, parallel = (_history(tmp_path / name) for name in ("single", "parallel"))
     assert [(r["factor"], r["tokens"]) for r in parallel] == [(4, 32), (1, 128)]
+    # On JAX the global batch is one sharded array, so bn0's batch statistics are the single device's;
+    # TensorFlow's MirroredStrategy normalises each replica's half on its own (as HTS-AT's DDP training
+    # does without SyncBatchNorm), so the losses there agree only roughly.
+    tolerance = 1e-4 if backend() == "jax" else 0.1
     for a, b in zip(single, parallel):
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4), (a, b)
+        assert b["loss"] == pytest.approx(a["loss"], rel=tolerance), (a, b)
         assert b["cumulative_flops"] == a["cumulative_flops"]
+    assert json.loads((tmp_path / "parallel" / "summary.json").read_text())["replicas"] == 2
 
 
 def test_bench():
