@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from kc2f.training.warmup_step_decay import check_peak_and_warmup, linear_warmup
+
 # The plateau rule's state, held as optimizer variables (see `WarmupPlateauDecay.attach`).
 _STATE = ("lr_plateau_scale", "lr_plateau_best", "lr_plateau_wait")
 
@@ -38,12 +40,9 @@ class WarmupPlateauDecay(keras.optimizers.schedules.LearningRateSchedule):
     """
 
     def __init__(self, learning_rate, warmup_steps=1000, decay_rate=0.5, patience=2, threshold=1e-4):
-        if learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive. Received: learning_rate={learning_rate}")
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0. Received: warmup_steps={warmup_steps}")
-        if not 0 < decay_rate <= 1:
-            raise ValueError(f"decay_rate must be in (0, 1]. Received: decay_rate={decay_rate}")
+        check_peak_and_warmup(learning_rate, warmup_steps)
+        if decay_rate <= 0:
+            raise ValueError(f"decay_rate must be positive. Received: decay_rate={decay_rate}")
         if patience < 0:
             raise ValueError(f"patience must be >= 0. Received: patience={patience}")
         if threshold < 0:
@@ -94,7 +93,7 @@ class WarmupPlateauDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
-        warm = ops.minimum(1.0, (step + 1.0) / max(self.warmup_steps, 1))
+        warm = linear_warmup(step, self.warmup_steps)
         return self.learning_rate * warm * ops.cast(self._variables()["lr_plateau_scale"], "float32")
 
     def get_config(self):

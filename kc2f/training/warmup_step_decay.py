@@ -4,6 +4,19 @@ import keras
 from keras import ops
 
 
+def check_peak_and_warmup(learning_rate, warmup_steps):
+    """ValueError unless the peak rate is positive and the warm-up steps are >= 0."""
+    if learning_rate <= 0:
+        raise ValueError(f"learning_rate must be positive. Received: learning_rate={learning_rate}")
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0. Received: warmup_steps={warmup_steps}")
+
+
+def linear_warmup(step, warmup_steps):
+    """The warm-up factor of optimizer step `step` (a float tensor): `(step + 1) / warmup_steps`, at most 1."""
+    return ops.minimum(1.0, (step + 1.0) / max(warmup_steps, 1))
+
+
 @keras.saving.register_keras_serializable(package="kc2f")
 class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up over `warmup_steps`, then `decay_rate` every `decay_every` epochs.
@@ -31,10 +44,7 @@ class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
         decay_every=5,
         decay_rate=0.5,
     ):
-        if learning_rate <= 0:
-            raise ValueError(f"learning_rate must be positive. Received: learning_rate={learning_rate}")
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0. Received: warmup_steps={warmup_steps}")
+        check_peak_and_warmup(learning_rate, warmup_steps)
         if steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be >= 1. Received: steps_per_epoch={steps_per_epoch}")
         if decay_every < 1:
@@ -48,7 +58,7 @@ class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
-        warm = ops.minimum(1.0, (step + 1.0) / max(self.warmup_steps, 1))
+        warm = linear_warmup(step, self.warmup_steps)
         epoch = ops.floor(step / self.steps_per_epoch)
         decays = ops.floor(ops.maximum(0.0, epoch - self.decay_start_epoch) / self.decay_every)
         decays = ops.where(epoch >= self.decay_start_epoch, decays + 1.0, 0.0)
