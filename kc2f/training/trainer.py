@@ -201,7 +201,7 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
 
     epoch_flops(model.factor, model)
     if dist.is_chief:
-        _check_free_space(run, store, model)
+        _check_free_space(run, store, model, kept=config.average_best or 0)
     val_clips = f"{data.num_val} val / " if data.validation is not None else ""
     log(
         f"Run {run}: {config.dataset} ({data.num_train} train / {val_clips}{data.num_eval} {config.eval_split} clips, "
@@ -347,9 +347,10 @@ def _average_checkpoints(store, names, model, eval_dataset, spec, run, log):
                    "averaged_metrics": metrics}
 
 
-def _check_free_space(run, store, model):
-    # A new checkpoint is written before the oldest is pruned, and model.keras at the end.
-    needed = (3 + len(store.protect)) * store.bytes_needed(model)
+def _check_free_space(run, store, model, kept=0):
+    # A new checkpoint is written before the oldest is pruned, and model.keras at the end; `kept`
+    # more checkpoints stay for a best-K average.
+    needed = (3 + len(store.protect) + kept) * store.bytes_needed(model)
     free = run.free_bytes()
     if free < needed:
         raise RunError(
