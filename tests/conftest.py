@@ -33,8 +33,10 @@ Session fixtures are per xdist worker, and tests must not depend on each other's
 or share files outside their own `tmp_path`.
 """
 
+import atexit
 import os
 import pathlib
+import shutil
 import tempfile
 import wave
 
@@ -44,6 +46,9 @@ import pytest
 # The tests never read or write the user's kc2f cache (scan results, compiled programs):
 # one fresh cache per test session, inherited by the CLI subprocesses.
 os.environ["KC2F_CACHE_DIR"] = tempfile.mkdtemp(prefix="kc2f-test-cache-")
+# Removed when this process exits (each xdist worker has its own), so that test runs leave no
+# cache folders behind in the temporary directory.
+atexit.register(shutil.rmtree, os.environ["KC2F_CACHE_DIR"], ignore_errors=True)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
