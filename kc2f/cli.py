@@ -59,7 +59,8 @@ def main():
                    "0.30 with two: 3,3,14 of 20).")
 @click.option("--switch", type=click.Choice(("fixed", "plateau", "budget")),
               help="When a coarse phase ends: fixed (default, the paper's split), plateau (its curve stops "
-                   "improving) or budget (predicted best final metric); tune with --set switch_*=...")
+                   "improving) or budget (predicted best final metric), both on a held-out split "
+                   "(--val-fraction); tune with --set switch_*=...")
 @click.option("--target", type=float, help="Budget mode: stop the final phase when the metric reaches this.")
 @click.option("--baseline", type=click.Path(file_okay=False), help="Budget mode: stop at this baseline run's best metric.")
 @click.option("--val-fraction", type=float,

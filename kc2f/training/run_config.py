@@ -149,7 +149,8 @@ class RunConfig:
                                       "with one initial phase, 0.30 with two: 3,3,14 of 20)", float,
                                       nullable=True, above=0.0, below=1.0)
     switch: str = _option("fixed", "fixed: the phase lengths above (the paper); plateau | budget: adaptive, end "
-                          "a coarse phase when its curve flattens / at the predicted best epoch", str,
+                          "a coarse phase when its curve flattens / at the predicted best epoch, deciding on "
+                          "a held-out split (val_fraction or eval_split: valid)", str,
                           choices=("fixed", "plateau", "budget"))
     switch_monitor: str = _option("metric", "plateau: watch the validation metric or the training loss", str,
                                   choices=("metric", "loss"))
