@@ -34,6 +34,9 @@ RESUME_FREE = ("on_bad_audio", "distribute", "keep_checkpoints")
 # (`prepare_data`: the statistics, and a folder's input size) and recorded in config.json: a
 # resume without them takes the run's.
 RUN_COMPUTED = ("mean", "std", "clip_seconds", "target_frames", "timem")
+# What a run whose config.json predates an option used, where that differs from the option's default
+# (`pooling` is resolved to "prefix" for the AST; before the option, the AST always pooled so).
+PREDATING_VALUES = {"pooling": "prefix"}
 
 
 @dataclasses.dataclass
@@ -274,14 +277,18 @@ def _config_changes(run, config):
     """`"lr: 0.001 -> 0.002, ..."`: the options in which `config` differs from the run's `config.json`
     (those a resume may change aside), or `None`; RunError when `config.json` cannot be read."""
     try:
-        # An option added to kc2f after the run started counts as its default.
-        saved = {**type(config)().to_dict(), **run.read_config()}
+        recorded = run.read_config()
     except ValueError as error:
         raise RunError(f"Cannot resume {run}: {error}") from None
+    # An option added to kc2f after the run started counts as its default, or as the value such a
+    # run used (`PREDATING_VALUES`).
+    defaults = type(config)().to_dict()
+    saved = {**defaults, **recorded}
     current = config.to_dict()
     changed = {k: (saved.get(k), current.get(k)) for k in set(saved) | set(current)
                if k not in RESUME_FREE and saved.get(k) != current.get(k)
-               and not (k in RUN_COMPUTED and current.get(k) is None)}
+               and not (k in RUN_COMPUTED and current.get(k) is None)
+               and not (k not in recorded and current.get(k) == PREDATING_VALUES.get(k, defaults.get(k)))}
     if not changed:
         return None
     return ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(changed.items()))

@@ -105,3 +105,19 @@ def test_a_run_that_computed_its_stats_resumes_with_them(tmp_path, synthetic_dir
     assert any("already finished" in line for line in lines), lines
     with pytest.raises(ValueError, match="another configuration"):  # a real change is still refused
         fit(RunConfig(**{**options, "mean": 0.0, "std": 1.0}), run_dir=run_dir, verbose=0, log=lambda *a: None)
+
+
+def test_a_run_recorded_before_an_option_existed_resumes(tmp_path):
+    # config.json of an AST run made before `pooling` (and the other options of 2026-12-06) existed:
+    # the resolved config of the same command must match it, and a real change is still named.
+    from kc2f.training.preparation import _config_changes, resolve
+    from kc2f.training.run_config import RunConfig
+    from kc2f.training.run_directory import RunDirectory
+
+    config, _ = resolve(RunConfig(dataset="synthetic", factors=(2, 1)))
+    recorded = {k: v for k, v in config.to_dict().items() if k not in ("pooling", "stretch_frames", "lr_patience")}
+    run = RunDirectory(tmp_path / "run")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(recorded))
+    assert config.pooling == "prefix" and _config_changes(run, config) is None
+    assert "pooling: None -> 'patch'" in _config_changes(run, config.replace(pooling="patch"))
