@@ -69,8 +69,7 @@ class HtsatFamily(ModelFamily):
         so that the official weights see their time scale."""
         if config.stretch_frames is not None or config.init is None or not is_reference_checkpoint(config.init):
             return {}
-        hop = round(0.010 * spec.sample_rate)  # Htsat's default hop (HTS-AT: 320 at 32 kHz)
-        frames = 1 + round(spec.clip_seconds * spec.sample_rate) // hop
+        frames = 1 + round(spec.clip_seconds * spec.sample_rate) // Htsat.default_hop(spec.sample_rate)
         return {"stretch_frames": frames} if frames < spec.target_frames else {}
 
     def transfer(self, source, target):

@@ -183,7 +183,7 @@ class Htsat(keras.Model):
         self.seed = seed
 
         fft = fft_length or round(0.032 * sample_rate)
-        hop = hop_length or round(0.010 * sample_rate)
+        hop = hop_length or self.default_hop(sample_rate)
         high = min(14000.0, sample_rate / 2.0) if high_freq is None else high_freq
         fshift = method == "fshift"
         self.frames = target_frames // factor
@@ -269,10 +269,15 @@ class Htsat(keras.Model):
         """Tokens of the first stage (what the patch embedding makes)."""
         return self.stage_tokens[0]
 
+    @staticmethod
+    def default_hop(sample_rate):
+        """The hop, in samples, when `hop_length` is `None`: 10 ms (HTS-AT: 320 at 32 kHz)."""
+        return round(0.010 * sample_rate)
+
     @property
     def frame_shift_ms(self):
         """Full-resolution hop, ms (what inference and export size their windows by)."""
-        return 1000.0 * (self.hop_length or round(0.010 * self.sample_rate)) / self.sample_rate
+        return 1000.0 * (self.hop_length or self.default_hop(self.sample_rate)) / self.sample_rate
 
     @property
     def frame_length_ms(self):

@@ -118,10 +118,11 @@ class EpochRecorder(keras.callbacks.Callback):
                              f"phase {phase + 1} ended after epoch {epoch + 1}: {state.decision['phase_end']}")
         self.writer.flush()
 
-    def _averaged(self, state):
-        # `average_checkpoints: best:K`: the final phase's K best epochs so far stay on disk.
+    def averaged_names(self, state):
+        """`average_checkpoints: best:K`: the checkpoints of the final phase's K best epochs so far, which
+        stay on disk and which the run averages at its end (empty without the option)."""
         if self.average_best is None:
-            return ()
+            return []
         final = state.schedule.factors[-1]
         return [self.store.name(row["epoch"]) for row in top_rows(state.history, self.average_best, final)]
 
@@ -141,7 +142,7 @@ class EpochRecorder(keras.callbacks.Callback):
         start = time.perf_counter()
         try:
             self.store.save(self.store.name(epoch + 1), model, optimizer, committed,
-                            best=self.store.name(committed["best_epoch"]), keep=self._averaged(state))
+                            best=self.store.name(committed["best_epoch"]), keep=self.averaged_names(state))
             # Committed with the next epoch: a save cannot hold its own duration.
             seconds = time.perf_counter() - start
             state.checkpoint_seconds += seconds

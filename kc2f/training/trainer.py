@@ -37,7 +37,7 @@ from kc2f.training.preparation import (
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
 from kc2f.training.run_lock import RunLock
-from kc2f.training.run_state import RunState, best_row, describe_epochs, top_rows
+from kc2f.training.run_state import RunState, best_row, describe_epochs
 from kc2f.training.scalar_writer import ScalarWriter
 from kc2f.training.plateau_learning_rate import PlateauLearningRate
 from kc2f.training.step_recorder import StepRecorder
@@ -288,11 +288,7 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
             )
         model = switch.next_model or model
     averaged = None
-    if config.average_best is not None:
-        averaged_names = [store.name(row["epoch"]) for row in
-                          top_rows(state.history, config.average_best, state.schedule.factors[-1])]
-    else:
-        averaged_names = sorted(store.protect)
+    averaged_names = recorder.averaged_names(state) or sorted(store.protect)
     if averaged_names and dist.is_chief:
         model, averaged = _average_checkpoints(store, averaged_names, build(model.factor), eval_data(), spec, run,
                                                log)

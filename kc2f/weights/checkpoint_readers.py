@@ -161,6 +161,32 @@ def unwrap_state_dict(state, path):
     return state
 
 
+def checkpoint_keys(path):
+    """The tensor names of a checkpoint file, reading no more than it must: a `.safetensors` header,
+    a `.npz` archive's directory; a PyTorch file is loaded whole (`read_checkpoint`).
+
+    Raises:
+        as `read_checkpoint`.
+    """
+    path = pathlib.Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors" and path.is_file():
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if len(head) < 8:
+                raise ValueError(f"Not a safetensors file (shorter than its 8-byte header length). Received: "
+                                 f"path={path}")
+            (header_len,) = struct.unpack("<Q", head)
+            if header_len > _MAX_HEADER_BYTES:
+                raise ValueError(f"Not a safetensors file (header length {header_len}). Received: path={path}")
+            header = json.loads(handle.read(header_len))
+        return [name for name in header if name != "__metadata__"]
+    if suffix == ".npz" and path.is_file():
+        with np.load(path, allow_pickle=False) as archive:
+            return list(archive.files)
+    return list(read_checkpoint(path))
+
+
 def read_checkpoint(path):
     """Reads a `.safetensors`, `.npz` or PyTorch checkpoint into `{key: array}`.
 

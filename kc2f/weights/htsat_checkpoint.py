@@ -6,7 +6,7 @@ import re
 import keras
 import numpy as np
 
-from kc2f.weights.checkpoint_readers import read_checkpoint
+from kc2f.weights.checkpoint_readers import checkpoint_keys, read_checkpoint
 from kc2f.weights.resample import resize_relative_position_bias
 from kc2f.weights.transfer import TransferReport
 
@@ -49,7 +49,7 @@ def is_reference_checkpoint(path):
     if not path.is_file() or path.suffix.lower() == ".keras":
         return False
     try:
-        names = {htsat_name(key) for key in read_checkpoint(path)}
+        names = {htsat_name(key) for key in checkpoint_keys(path)}
     except (OSError, ValueError, ImportError):
         return False
     return {"head/kernel", "patch_embedding/kernel"} <= names

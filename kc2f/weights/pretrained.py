@@ -66,7 +66,7 @@ import keras
 import numpy as np
 
 import kc2f.models  # noqa: F401  (registers the kc2f classes, so kc2f .keras files load)
-from kc2f.weights.checkpoint_readers import read_checkpoint
+from kc2f.weights.checkpoint_readers import checkpoint_keys, read_checkpoint
 from kc2f.weights.resample import (
     resample_position_embedding,
     resize_patch_kernel_bilinear,
@@ -662,8 +662,9 @@ def is_pretraining_checkpoint(path):
     `.keras` file (an `SsastPretrainer`), or a state dict with SSAST's pretraining-only weights
     (`PRETRAINING_ONLY`: the official `SSAST-*.pth`, or one converted to `.npz`/`.safetensors`).
 
-    Reads only what it needs (a run's `config.json`, a `.keras` file's config); a missing or
-    unreadable file is `False` (`initialize_from` names the problem later).
+    Reads only what it needs (a run's `config.json`, a `.keras` file's config, a state dict's
+    names: `checkpoint_keys`); a missing or unreadable file is `False` (`initialize_from` names the
+    problem later).
     """
     path = pathlib.Path(path)
     try:
@@ -677,7 +678,7 @@ def is_pretraining_checkpoint(path):
                 return json.loads(archive.read("config.json")).get("class_name") == "SsastPretrainer"
         if not path.is_file():
             return False
-        keys = read_checkpoint(path).keys()
+        keys = checkpoint_keys(path)
     except (OSError, ValueError, KeyError, ImportError, zipfile.BadZipFile):
         return False
     return any(marker in key for key in keys for marker in _PRETRAINING_MARKERS)

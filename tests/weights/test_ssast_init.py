@@ -141,3 +141,11 @@ def test_fine_tuning_from_pretraining_pools_the_patch_tokens_with_the_prefix_tok
     prefix.set_weights(model.get_weights())
     assert not np.allclose(keras.ops.convert_to_numpy(prefix(waves)), logits)  # the choice matters
     assert AudioSpectrogramTransformer.from_config(model.get_config()).get_config() == model.get_config()
+
+
+@pytest.mark.parametrize("fmt", ["npz", "safetensors"])
+def test_checkpoint_keys_name_what_read_checkpoint_reads(tmp_path, fmt):
+    from kc2f.weights.checkpoint_readers import checkpoint_keys, read_checkpoint
+
+    path = save(ssast_state(), tmp_path, fmt, name="SSAST-Base-Patch-400")
+    assert sorted(checkpoint_keys(path)) == sorted(read_checkpoint(path))
