@@ -328,3 +328,33 @@ def steps_per_epoch(num_examples, batch_size, drop_remainder):
     if drop_remainder:
         return num_examples // batch_size
     return -(-num_examples // batch_size)
+
+
+def placeholder_batches(dataset, batch_size=None):
+    """An endless dataset of zero batches with `dataset`'s structure, dtypes and shapes.
+
+    What compiles a model's steps ahead of its data (`PhasePrecompiler`): a
+    step traced on it is the step the real batches run. The batch dimension is
+    the dataset's own when it is static, else `batch_size`.
+
+    Args:
+        dataset: a `tf.data.Dataset` of batches (`make_dataset`'s).
+        batch_size: the batch dimension where the dataset leaves it unknown
+            (an evaluation split whose last batch is short).
+
+    Returns:
+        A `tf.data.Dataset`, or `None` when a dimension other than the batch
+        one is unknown (then no step can be compiled ahead of the data).
+    """
+    def zeros(spec):
+        shape = spec.shape.as_list()
+        if shape and shape[0] is None:
+            shape[0] = batch_size
+        if None in shape:
+            return None
+        return tf.zeros(shape, spec.dtype)
+
+    batch = tf.nest.map_structure(zeros, dataset.element_spec)
+    if any(part is None for part in tf.nest.flatten(batch)):
+        return None
+    return tf.data.Dataset.from_tensors(batch).repeat()

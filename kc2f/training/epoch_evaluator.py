@@ -126,6 +126,12 @@ class EpochEvaluator(keras.callbacks.Callback):
         self.eval_model = None
         self._start = None
 
+    def warm_up(self, model, dataset):
+        """Runs `model` through the evaluation path once on `dataset`, recording nothing: what
+        compiles its evaluation step ahead (`PhasePrecompiler`)."""
+        if self.evaluate is None or self.evaluate(model, dataset) is None:
+            predict_scores(model, dataset, self.multilabel)
+
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 

@@ -23,6 +23,7 @@ from kc2f.training.loss_guard import LossGuard
 from kc2f.training.metrics import compute_metrics
 from kc2f.training.phase_optimizer import TRAIN_METRIC, compile_phase, learning_rate_schedule
 from kc2f.training.phase_schedule import adaptive_schedule, build_schedule
+from kc2f.training.phase_precompiler import PhasePrecompiler, PreparedPhase, precompile_wanted, warm_up
 from kc2f.training.phase_switch import PhaseSwitch, build_policy, max_coarse_epochs
 from kc2f.training.preparation import (
     averaged_checkpoints,
@@ -224,7 +225,38 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
 
     evaluator = EpochEvaluator(eval_data, spec.multilabel, metric, state,
                                evaluate=lambda model, dataset: family.evaluate(model, dataset, spec))
-    switch = PhaseSwitch(schedule, family, build, state, target=target, scope=dist.scope, log=log,
+    current = {}  # the phase's training dataset: the precompiler's batches take its shapes
+    eval_batches = eval_batch_size(config.batch_size, data.reports["val" if data.validation is not None
+                                                                    else "eval"].num_good)
+
+    def prepare(factor):  # on the precompiler's thread: what the switch and compile_phase below would do
+        with dist.scope():
+            ready = build(factor)
+            ready_schedule = learning_rate_schedule(config, steps_per_epoch)
+            ready_optimizer = compile_phase(ready, config, spec.multilabel, steps_per_epoch, family=family,
+                                            schedule=ready_schedule)
+        train_batches = pipeline.placeholder_batches(current["train"])
+        eval_placeholders = pipeline.placeholder_batches(eval_data(), eval_batches)
+        if train_batches is None or eval_placeholders is None:
+            raise ValueError("the input's shapes are not static")
+        warm_up(ready, ready_optimizer, train_batches, lambda m: evaluator.warm_up(m, eval_placeholders.take(1)))
+        return PreparedPhase(factor, ready, ready_optimizer, ready_schedule, 0.0)
+
+    def next_factor():
+        phase = state.schedule.phase_of_epoch(state.epochs_done)
+        return state.schedule.factors[phase + 1] if phase + 1 < state.schedule.num_phases else None
+
+    precompiler = PhasePrecompiler(prepare, next_factor, log=log) if precompile_wanted(config.distribute) else None
+    handed = {}  # factor -> the PreparedPhase whose model the switch took
+
+    def build_next(factor):
+        ready = precompiler.take(factor) if precompiler is not None else None
+        if ready is None:
+            return build(factor)
+        handed[factor] = ready
+        return ready.model
+
+    switch = PhaseSwitch(schedule, family, build_next, state, target=target, scope=dist.scope, log=log,
                          on_switch=lambda epoch, text: writer.text(epoch, "phase_switch", text),
                          policy=policy, max_epochs=max_epochs,
                          epoch_flops=epoch_flops, budget=config.switch_budget if policy is not None else None)
@@ -244,6 +276,7 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
                          metric_name=None if spec.multilabel or family.compile_loss(False) is None
                          else TRAIN_METRIC)
     resumed_epoch = state.epochs_done
+    eval_data()  # made here, not first on the precompiler's thread
     while state.epochs_done < state.schedule.total_epochs and not state.finished:
         schedule = state.schedule  # an adaptive switch revises it
         epoch = state.epochs_done
@@ -252,10 +285,14 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
         model = switch.switch(model, phase)
         epoch_flops(model.factor, model)
         start = time.perf_counter()
+        ready = handed.pop(model.factor, None)
         with dist.scope():
-            phase_schedule[0] = learning_rate_schedule(config, steps_per_epoch)
-            optimizer = compile_phase(model, config, spec.multilabel, steps_per_epoch, family=family,
-                                      schedule=phase_schedule[0])
+            if ready is not None and ready.model is model:  # compiled ahead, with its fresh optimizer
+                phase_schedule[0], optimizer = ready.schedule, ready.optimizer
+            else:
+                phase_schedule[0] = learning_rate_schedule(config, steps_per_epoch)
+                optimizer = compile_phase(model, config, spec.multilabel, steps_per_epoch, family=family,
+                                          schedule=phase_schedule[0])
             if epoch == resumed_epoch and epoch and schedule.phase_of_epoch(epoch - 1) == phase:
                 try:
                     store.restore_optimizer(saved["checkpoint"], optimizer, model.trainable_variables)
@@ -272,6 +309,7 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
             mixup=config.mixup, cache=config.cache, drop_remainder=drop,
             repeat=True, on_bad_audio="skip", audio_report=data.reports["train"], **position,
         )
+        current["train"] = dataset
         with dist.training_scope():
             model.fit(
                 dataset,
@@ -283,10 +321,13 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
                 # timer stamps the epoch's end before evaluation, the evaluator measures, the plateau
                 # rule steps the learning rate, the switch decides, the recorder commits, then the
                 # step recorder writes the committed epoch's steps.
-                callbacks=[guard, timer, evaluator, plateau, switch, recorder, steps],
+                callbacks=[guard, timer, evaluator, plateau, switch, recorder, steps,
+                           *([precompiler] if precompiler is not None else [])],
                 shuffle=False,  # the pipeline orders each epoch from (seed, epoch)
             )
         model = switch.next_model or model
+    if precompiler is not None:
+        precompiler.close()
     averaged = None
     averaged_names = recorder.averaged_names(state) or sorted(store.protect)
     if averaged_names and dist.is_chief:
