@@ -9,7 +9,7 @@ first step has run (its own compilation done), a background thread builds the
 next phase's model, compiles it with the phase's fresh optimizer and
 learning-rate schedule (`compile_phase`), and runs one training step and one
 evaluation batch on placeholder (zero) batches of the real inputs' shapes,
-which traces and compiles both steps (XLA on JAX and TensorFlow). It then
+which traces and compiles both steps (tracing, and XLA where the step uses it). It then
 puts every variable of the model and optimizer back to its state before that
 step, so the prepared model is the freshly built and compiled one, with its
 compiled functions kept. At the switch `take` hands it over: the weights are
@@ -24,17 +24,18 @@ the thread takes the main thread's. What it costs: the next phase's model and
 optimizer are held in memory from the current phase's second step on, and the
 compilation needs CPU time beside the training.
 
-That CPU time is why it is on by default only where it is spare: with an
-accelerator (the steps run on the device) or at least `MIN_CPU_CORES` cores.
-Measured on 2 CPU cores (2026-12-06, TensorFlow 2.21, the demo's recipe at
-depth 4 trimmed to 2 + 2 epochs, four runs each way, alternated): the C = 1
-epoch's compilation fell from 10.2-11.4 s to 0.0-0.1 s, but the C = 2 steps it
-ran beside took 34-39 ms instead of 19-21 ms, and the runs took 39-45 s
-against 40-49 s: on a machine without a spare core the compilation moves, it
-does not go away (docs/method.md#where-the-time-goes). `KC2F_PRECOMPILE=1`
-turns it on anywhere, `=0` off. Data-parallel runs (their models live in a
-distribution scope of the main thread) and the torch backend (its steps are
-not compiled ahead by default) always compile at the switch.
+On by default. Measured on 2 CPU cores (2026-12-06, TensorFlow 2.21, nothing
+else running): in the FSDD pair (`configs/fsdd.yaml`, 8 + 22 epochs) the C = 1
+phase's compilation fell from 8.8 s to 0.3 s while the C = 2 phase it ran
+beside took 45.4 s instead of 44.0 s, and the time saved at the report's budget
+point rose from 34.90% to 38.98% (45.67% FLOPs). Where a phase is shorter than
+the compilation the thread has nothing to hide behind: in the demo's recipe
+trimmed to 2 + 2 epochs (`jit: on`, four runs each way) the C = 2 steps took
+34-39 ms instead of 19-21 ms beside it, and the runs took 39-45 s against
+40-49 s (docs/method.md#where-the-time-goes). `KC2F_PRECOMPILE=0` turns it off.
+Data-parallel runs (their models live in a distribution scope of the main
+thread) and the torch backend (its steps are not compiled ahead by default)
+compile at the switch.
 """
 
 import os
@@ -43,27 +44,17 @@ import time
 
 import keras
 
-from kc2f.training.distribution import accelerator_present
-
 ENVIRONMENT_VARIABLE = "KC2F_PRECOMPILE"
 BACKENDS = ("jax", "tensorflow")
-# Below this many cores (and without an accelerator) the compilation would take the training's own.
-MIN_CPU_CORES = 8
 
 
 def precompile_wanted(distribute="none"):
-    """Whether runs compile the next phase ahead.
-
-    `KC2F_PRECOMPILE` (`1` / `0`) decides when set; otherwise a single-device
-    (`distribute` `"none"`) JAX or TensorFlow run does when an accelerator is
-    present or the machine has at least `MIN_CPU_CORES` cores.
-    """
-    if keras.backend.backend() not in BACKENDS or distribute != "none":
-        return False
+    """Whether runs compile the next phase ahead: `KC2F_PRECOMPILE` (default on), a JAX or TensorFlow
+    backend, and a single-device run (`distribute` `"none"`)."""
     setting = os.environ.get(ENVIRONMENT_VARIABLE, "").strip().lower()
-    if setting:
-        return setting in ("1", "true", "yes", "on")
-    return (os.cpu_count() or 1) >= MIN_CPU_CORES or accelerator_present()
+    if setting in ("0", "false", "no", "off"):
+        return False
+    return keras.backend.backend() in BACKENDS and distribute == "none"
 
 
 class PreparedPhase:

@@ -70,22 +70,10 @@ def test_placeholder_batches_take_the_static_shapes_and_the_batch_size_where_it_
     assert pipeline.placeholder_batches(ragged) is None
 
 
-def test_precompile_is_on_where_cores_are_spare_and_the_variable_decides(monkeypatch):
-    from kc2f.training import phase_precompiler
-
-    compiled = keras.backend.backend() in ("jax", "tensorflow")
+def test_precompile_is_on_by_default_off_by_the_variable_and_for_data_parallel_runs(monkeypatch):
     monkeypatch.delenv(ENVIRONMENT_VARIABLE, raising=False)
-    monkeypatch.setattr(phase_precompiler, "accelerator_present", lambda: False)
-    monkeypatch.setattr(phase_precompiler.os, "cpu_count", lambda: 2)
-    assert precompile_wanted() is False  # the compilation would take the training's own cores
-    monkeypatch.setattr(phase_precompiler.os, "cpu_count", lambda: 16)
-    assert precompile_wanted() is compiled
-    monkeypatch.setattr(phase_precompiler.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(phase_precompiler, "accelerator_present", lambda: True)
-    assert precompile_wanted() is compiled
+    expected = keras.backend.backend() in ("jax", "tensorflow")
+    assert precompile_wanted() is expected
     assert precompile_wanted("data-parallel") is False
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, "0")
     assert precompile_wanted() is False
-    monkeypatch.setenv(ENVIRONMENT_VARIABLE, "1")
-    monkeypatch.setattr(phase_precompiler, "accelerator_present", lambda: False)
-    assert precompile_wanted() is compiled
