@@ -61,19 +61,15 @@ class PreparedPhase:
     """A compiled model of the next phase and what compiled it.
 
     Attributes:
-        factor: the model's compression factor.
         model: built and compiled, its train and evaluation steps traced.
         optimizer: the model's fresh optimizer (in its initial state).
         schedule: the optimizer's learning-rate schedule.
-        seconds: the background thread's time to prepare it.
     """
 
-    def __init__(self, factor, model, optimizer, schedule, seconds):
-        self.factor = factor
+    def __init__(self, model, optimizer, schedule):
         self.model = model
         self.optimizer = optimizer
         self.schedule = schedule
-        self.seconds = seconds
 
 
 def warm_up(model, optimizer, train_batches, evaluate):
@@ -119,9 +115,8 @@ class PhasePrecompiler(keras.callbacks.Callback):
         self.log = log
         self._thread = None
         self._factor = None
-        self._result = None
-        self._error = None
-        self._policy = None
+        self._result = self._error = None
+        self._seconds = 0.0
 
     def on_train_batch_end(self, batch, logs=None):
         if self._thread is not None or batch != 0:
@@ -130,20 +125,18 @@ class PhasePrecompiler(keras.callbacks.Callback):
         if factor is None or factor == self._factor:
             return
         self._factor, self._result, self._error = factor, None, None
-        self._policy = keras.config.dtype_policy()
-        self._thread = threading.Thread(target=self._run, args=(factor,), name=f"kc2f-precompile-c{factor}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(factor, keras.config.dtype_policy()),
+                                        name=f"kc2f-precompile-c{factor}", daemon=True)
         self._thread.start()
 
-    def _run(self, factor):
-        keras.config.set_dtype_policy(self._policy)  # Keras keeps it per thread
+    def _run(self, factor, policy):
+        keras.config.set_dtype_policy(policy)  # Keras keeps it per thread
         start = time.perf_counter()
         try:
-            prepared = self.prepare(factor)
-            prepared.seconds = time.perf_counter() - start
-            self._result = prepared
+            self._result = self.prepare(factor)
         except Exception as error:  # noqa: BLE001 - the switch falls back to compiling in place
             self._error = error
+        self._seconds = time.perf_counter() - start
 
     def take(self, factor):
         """The `PreparedPhase` of `factor`, or `None`; waits for a thread still preparing it."""
@@ -157,7 +150,7 @@ class PhasePrecompiler(keras.callbacks.Callback):
             self.log(f"Compiling the C={factor} phase ahead failed ({type(error).__name__}: {error}); "
                      f"compiling it at the switch.")
             return None
-        self.log(f"C={factor} phase compiled ahead, beside the previous phase ({result.seconds:.1f} s).")
+        self.log(f"C={factor} phase compiled ahead, beside the previous phase ({self._seconds:.1f} s).")
         return result
 
     def close(self):

@@ -240,7 +240,7 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
         if train_batches is None or eval_placeholders is None:
             raise ValueError("the input's shapes are not static")
         warm_up(ready, ready_optimizer, train_batches, lambda m: evaluator.warm_up(m, eval_placeholders.take(1)))
-        return PreparedPhase(factor, ready, ready_optimizer, ready_schedule, 0.0)
+        return PreparedPhase(ready, ready_optimizer, ready_schedule)
 
     def next_factor():
         phase = state.schedule.phase_of_epoch(state.epochs_done)
