@@ -281,11 +281,19 @@ def export_run(run_dir, out_dir, factor=None, format="saved_model", overwrite=Fa
     return result
 
 
+def _default_family_name():
+    # Deferred: the families import Keras (seconds).
+    from kc2f.families import default_family
+
+    return default_family().name
+
+
 def _training_record(config, summary):
     """What the model card and metadata say about training (no absolute paths)."""
     factors = list(config.get("factors") or [1])
     record = {
-        "model": config.get("model", "ast"),
+        # Runs recorded before the `model` option trained the default family.
+        "model": config.get("model") or _default_family_name(),
         # The method names the compression of the initial phases; a baseline has none.
         "method": "baseline" if factors == [1] else config.get("method"),
         "factors": factors,

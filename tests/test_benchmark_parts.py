@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kc2f.benchmark.minimal_ast import MinimalAst
+from kc2f.families.ast.ast_minimal import MinimalAst
 from kc2f.commands.bench import bench
-from kc2f.models import AudioSpectrogramTransformer
+from kc2f.families.ast import AudioSpectrogramTransformer
 from tests.conftest import backend
 
 TINY = ["--hidden", "32", "--depth", "1", "--heads", "2", "--seconds", "1", "--batch-size", "2",

@@ -67,3 +67,15 @@ def test_no_reference_to_design_notes_outside_the_repository():
             if "DESIGN.md" in line:
                 hits.append(f"{relative}:{number}")
     assert not hits, "DESIGN.md is not in the repository; cite docs/method.md#section:\n" + "\n".join(hits)
+
+
+def test_every_cited_source_path_exists():
+    """A `kc2f/...py` or `tests/...py` path cited in README.md or docs/ names a file of the repository
+    (modules move: a moved one must take its citations along)."""
+    cited = re.compile(r"(?<![\w/.])((?:kc2f|tests|tools)/[\w/]+\.(?:py|sh))")
+    missing = []
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]:
+        for number, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            missing += [f"{doc.relative_to(REPO)}:{number}: {path}" for path in cited.findall(line)
+                        if not (REPO / path).is_file()]
+    assert not missing, "cited paths that do not exist:\n" + "\n".join(missing)

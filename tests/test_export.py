@@ -20,7 +20,7 @@ import pytest
 import kc2f
 from kc2f.export import export_run, export_version_dir, read_labels
 from kc2f.inference import load_predictor, predict_files, scores_from_logits, window_starts
-from kc2f.models import AudioSpectrogramTransformer
+from kc2f.families.ast import AudioSpectrogramTransformer
 from kc2f.training.run_directory import RunDirectory
 
 from tests.conftest import backend, write_run

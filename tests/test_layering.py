@@ -18,6 +18,11 @@ Layers, lowest first: 0 layers; 1 models; 2 weights; 3 families; 4 data;
 5 training; 6 experiments, export, inference, benchmark; 7 commands, cli.
 The model families sit above both models and weights because a family needs
 both: the Keras model it builds and the weight transfer that goes with it.
+
+Each family is one folder, `kc2f/families/<name>/`: every module named after a
+family lives in that family's folder, and no module outside it imports it (the
+rest of kc2f reaches a family through `kc2f.families`' registry; the package's
+`__init__` registers them).
 """
 
 import ast
@@ -294,6 +299,55 @@ def test_package_root_imports_only_lazily(tree):
             "functions (e.g. a module `__getattr__`):\n" + "\n".join(f"  {edge}" for edge in eager),
             pytrace=False,
         )
+
+
+def _family_names(repo=REPO, package=PACKAGE):
+    return sorted(p.name for p in (repo / package / "families").iterdir()
+                  if p.is_dir() and (p / "__init__.py").is_file())
+
+
+def _named_after(module, family):
+    words = module.rsplit(".", 1)[-1].split("_")
+    return family in words or (family == "ast" and "audio_spectrogram_transformer" in module)
+
+
+def test_family_modules_live_in_their_family_folder(tree):
+    modules, _ = tree
+    families = _family_names()
+    assert {"ast", "htsat", "ssast"} <= set(families)
+    stray = [(m, f) for m in modules for f in families
+             if _named_after(m, f) and not m.startswith(f"{PACKAGE}.families.{f}")]
+    assert not stray, "modules named after a family outside its folder kc2f/families/<family>/: " + ", ".join(
+        f"{m} ({f})" for m, f in stray)
+
+
+def test_only_its_own_folder_and_the_registry_import_a_family(tree):
+    _, edges = tree
+    families = _family_names()
+    registry = f"{PACKAGE}.families"
+    bad = []
+    for edge in edges:
+        for family in families:
+            home = f"{registry}.{family}"
+            if (edge.imported == home or edge.imported.startswith(home + ".")) and not (
+                    edge.importer == registry or edge.importer.startswith(f"{registry}.")):
+                bad.append(f"  {edge}")
+    assert not bad, ("modules outside kc2f/families/ import a family directly; reach it through "
+                     "kc2f.families (get_family, family_of):\n" + "\n".join(bad))
+
+
+def test_no_family_name_as_a_literal_outside_its_folder(tree):
+    modules, _ = tree
+    families = set(_family_names())
+    found = []
+    for module, path in modules.items():
+        if any(module.startswith(f"{PACKAGE}.families.{f}") for f in families):
+            continue
+        for node in ast.walk(ast.parse((REPO / path).read_text())):
+            if isinstance(node, ast.Constant) and node.value in families:
+                found.append(f"  {path}:{node.lineno}: {node.value!r}")
+    assert not found, ("family names as literals outside their folder (use default_family(), "
+                       "pretraining_family() or a family attribute):\n" + "\n".join(found))
 
 
 # --- the analyser on small synthetic packages ---------------------------------------------------

@@ -4,7 +4,7 @@
 Runs then start from the `.keras` file without converting again (and without
 torch). The model is built by its model family (`--model`, default `ast`) from
 the options below, and the family's `initialize` converts the checkpoint into
-it (for the AST, `kc2f.weights.pretrained.initialize_from`); the report says
+it (for the AST, `kc2f.families.ast.ast_pretrained.initialize_from`); the report says
 what was copied, resized, re-initialised or left unused.
 
 Example (AST's AudioSet checkpoint into AST-Base for ESC-50, 16×16 patches, stride 16):
@@ -13,7 +13,7 @@ Example (AST's AudioSet checkpoint into AST-Base for ESC-50, 16×16 patches, str
         --num-classes 50 --preset base --method maxpool --factor 1 --target-frames 512
 
 Real checkpoints are not downloaded by kc2f; see the docstring of
-`kc2f.weights.pretrained` and the README for where to get them.
+`kc2f.families.ast.ast_pretrained` and the README for where to get them.
 """
 
 import types

@@ -1,7 +1,8 @@
-"""`kc2f bench --compare-minimal`: kc2f's training step against `MinimalAst`'s, interleaved in one process.
+"""`kc2f bench --compare-minimal`: kc2f's training step against its minimal twin's, interleaved in one process.
 
 For every size × method × factor of the `BenchSpec`, kc2f's model and its
-`MinimalAst` twin (the same arithmetic in plain `keras.ops`) are compiled the
+minimal twin (`ModelFamily.minimal_twin`, the same arithmetic in plain
+`keras.ops`; the AST's is `MinimalAst`) are compiled the
 same way (`compile_model`: Adam with AST's settings, cross-entropy on logits,
 the spec's jit) and fed the same device-resident batch. After `warmup` steps of
 each, the timed steps alternate between the two, the order flipping every
@@ -24,9 +25,9 @@ import time
 
 from kc2f.benchmark.backend import release
 from kc2f.benchmark.errors import BenchError
-from kc2f.benchmark.minimal_ast import MinimalAst
 from kc2f.benchmark.rows import measure_rows
 from kc2f.benchmark.step import TrainStep, build_model, compile_model, synthetic_batch
+from kc2f.families import family_of
 
 
 def _timed(step):
@@ -38,6 +39,14 @@ def _timed(step):
     return elapsed
 
 
+def _minimal_twin(model, spec):
+    twin = family_of(model).minimal_twin(model, seed=spec.seed)
+    if twin is None:
+        raise BenchError(f"--compare-minimal: model family {spec.model!r} has no minimal twin "
+                         "(ModelFamily.minimal_twin).")
+    return twin
+
+
 def _timed_pair(spec, size, method, factor, kc2f_first):
     """`(kc2f model's token count, {name: first step s}, {name: [step s]})` of one build order."""
     data = synthetic_batch(spec.batch, spec.samples, spec.num_classes, spec.seed)
@@ -47,12 +56,12 @@ def _timed_pair(spec, size, method, factor, kc2f_first):
 
     if kc2f_first:
         kc2f_model = build_kc2f()
-        minimal_model = compile_model(MinimalAst.like(kc2f_model, seed=spec.seed), spec)
+        minimal_model = compile_model(_minimal_twin(kc2f_model, spec), spec)
         names = ("kc2f", "minimal")
     else:
         # The minimal twin needs a kc2f model's shapes: a throwaway one, released before the pair is built.
         probe = build_model(size, method, factor, spec)
-        minimal_model = MinimalAst.like(probe, seed=spec.seed)
+        minimal_model = _minimal_twin(probe, spec)
         del probe
         minimal_model = compile_model(minimal_model, spec)
         kc2f_model = build_kc2f()

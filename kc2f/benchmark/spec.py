@@ -5,7 +5,7 @@ import math
 
 from kc2f.benchmark.errors import BenchError
 from kc2f.benchmark.sizes import ModelSize, model_sizes
-from kc2f.families import get_family
+from kc2f.families import default_family, get_family
 
 # The AST recipe at 10 s (docs/method.md#recipe-values): 1024 frames, SpecAugment 48 / 192.
 RECIPE_FRAMES = 1024
@@ -51,9 +51,9 @@ class BenchSpec:
     is wrong); `sizes`, `methods` and `factors` are stored as tuples.
 
     Attributes:
-        model: the model family (`ast`, `htsat`, ...).
-        sizes: `ModelSize`s (see `model_sizes`); another family than `ast`
-            builds a named size as its own preset.
+        model: the model family (`kc2f.families.family_names()`; None: the default family).
+        sizes: `ModelSize`s (see `model_sizes`; None: the family's `base` preset); a named
+            size is built as the family's preset.
         methods: compression methods (`maxpool`, `fshift`, ...).
         factors: compression factors C.
         batch: batch size (the first batch tried by `find_max_batch`).
@@ -71,8 +71,8 @@ class BenchSpec:
         multilabel: multi-hot labels (binary cross-entropy) instead of one class.
     """
 
-    model: str = "ast"
-    sizes: tuple = dataclasses.field(default_factory=lambda: tuple(model_sizes()))
+    model: str = None
+    sizes: tuple = None
     methods: tuple = ("maxpool",)
     factors: tuple = (1, 2, 4)
     batch: int = 64
@@ -93,6 +93,10 @@ class BenchSpec:
     multilabel: bool = False
 
     def __post_init__(self):
+        if self.model is None:
+            object.__setattr__(self, "model", default_family().name)
+        if self.sizes is None:
+            object.__setattr__(self, "sizes", model_sizes(model=self.model))
         object.__setattr__(self, "sizes", tuple(self.sizes))
         object.__setattr__(self, "methods", tuple(self.methods))
         object.__setattr__(self, "factors", tuple(int(f) for f in self.factors))

@@ -18,12 +18,12 @@ from kc2f.training.run_config import RunConfig
 def build_model(size, method, factor, spec):
     """The benchmark row's model, built by its family (`spec.model`): `size` at (`method`, `factor`).
 
-    Input and head come from `spec`. The AST takes the size's width, depth and
-    heads; another family takes a named size as its own preset.
+    Input and head come from `spec`. A named size is the family's preset; a
+    custom one gives width, depth and heads.
     """
     freqm, timem = spec.spec_augment
     family = get_family(spec.model)
-    preset = size.name if spec.model != "ast" and size.name in family.presets else None
+    preset = size.name if size.name in family.presets else None
     config = RunConfig(
         model=spec.model, method=method, preset=preset, hidden_dim=size.hidden_dim, depth=size.depth,
         num_heads=size.num_heads, mean=spec.fbank_mean, std=spec.fbank_std, freqm=freqm, timem=timem, seed=spec.seed,

@@ -28,9 +28,9 @@ def _split(text, convert=str, what="value"):
 
 
 @click.command(name="bench")
-@click.option("--model", default="ast", show_default=True, help="Model family: ast, htsat.")
+@click.option("--model", help="Model family (default: the default family, the AST; any registered one).")
 @click.option("--preset", "sizes", default="base", show_default=True,
-              help="Model size presets, comma-separated: tiny,small,base (htsat: tiny,base).")
+              help="Model size presets of the family, comma-separated (the AST's: tiny,small,base).")
 @click.option("--size", "old_sizes", hidden=True, help="Deprecated name of --preset.")
 @click.option("--hidden", type=int, help="Custom size: token width (overrides --preset).")
 @click.option("--depth", type=int, help="Custom size: transformer blocks (default 12).")
@@ -115,10 +115,11 @@ def _deprecated_alias(ctx, options, name, value, old, new):
     options[name] = value
 
 
-def _spec(benchmark, sizes, hidden, depth, heads, methods, factors, **fields):
+def _spec(benchmark, sizes, hidden, depth, heads, methods, factors, model, **fields):
     """The `BenchSpec` of the options: sizes, methods and factors parsed, the other fields as given."""
     return benchmark.BenchSpec(
-        sizes=benchmark.model_sizes(_split(sizes), hidden, depth, heads),
+        model=model,
+        sizes=benchmark.model_sizes(_split(sizes), hidden, depth, heads, model=model),
         methods=_split(methods),
         factors=_split(factors, int, "integers"),
         **fields,

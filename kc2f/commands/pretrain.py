@@ -37,12 +37,13 @@ def pretrain(config_file, sets, run_dir, quiet, factors, phase_steps, steps, eva
     of the patch tokens, as SSAST's ft_avgtok).
     """
     # Deferred: training imports TensorFlow and Keras, which `kc2f --help` must not wait for.
+    from kc2f.families import pretraining_family
     from kc2f.training.pretraining import pretrain as pretrain_run
 
     try:
         options["factors"] = parse_ints(factors, "factors")
         parsed = parse_ints(phase_steps, "phase_steps") if phase_steps is not None else None
-        config = RunConfig.from_sources(config_file, sets, model="ssast", **options)
+        config = RunConfig.from_sources(config_file, sets, model=pretraining_family().name, **options)
         summary = pretrain_run(config, steps, eval_every, phase_steps=parsed, run_dir=run_dir,
                                verbose=keras_verbosity(quiet), log=click.echo)
     except ValueError as error:  # RunError is a ValueError

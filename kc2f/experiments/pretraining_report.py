@@ -10,6 +10,7 @@ with its difference Δ to the full-resolution-pretrained one.
 import io
 
 from kc2f.experiments.report import build_report, format_text, load_run, run_name
+from kc2f.families import get_family
 
 
 def _best(history):
@@ -18,7 +19,10 @@ def _best(history):
 
 def is_pretraining_run(run):
     """Whether a loaded run (`report.load_run`) is a self-supervised pretraining run."""
-    return run["config"].get("model") == "ssast"
+    try:
+        return get_family(run["config"].get("model")).pretrains
+    except ValueError:  # a family this installation does not have
+        return False
 
 
 def table6(run_dirs, baseline_dir, fine_tuned=(), baseline_fine_tuned=None):

@@ -22,7 +22,7 @@ import pathlib
 
 from kc2f.experiments import report as report_lib
 from kc2f.experiments.plots import make_plots
-from kc2f.families import get_family
+from kc2f.families import default_family, get_family
 from kc2f.training.phase_switch import SWITCH_RULES
 from kc2f.training.run_config import parse_ints
 from kc2f.training.trainer import fit, plan_run
@@ -60,9 +60,11 @@ def parse_switches(text):
     return _parse_names(text, SWITCH_RULES, "switch")
 
 
-def parse_methods(text, model="ast"):
-    """`"maxpool,fshift"` (or a list) -> `["maxpool", "fshift"]`, checked against the model's methods."""
-    return _parse_names(text, get_family(model).methods, "method")
+def parse_methods(text, model=None):
+    """`"maxpool,fshift"` (or a list) -> `["maxpool", "fshift"]`, checked against the methods of the family
+    `model` (None: the default family)."""
+    family = default_family() if model is None else get_family(model)
+    return _parse_names(text, family.methods, "method")
 
 
 def parse_factor_lists(text):

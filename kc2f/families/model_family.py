@@ -51,12 +51,16 @@ class ModelFamily:
         presets: size presets, `{name: {constructor argument: value}}`.
         model_classes: the Keras classes of the family's models
             (`family_of` finds the family of a loaded model by its class).
+        pretrains: a self-supervised pretraining family: `kc2f pretrain`
+            trains it (`pretraining_family`), and reports read its runs as
+            pretraining runs (the paper's Table 6).
     """
 
     name = None
     methods = ()
     presets = {}
     model_classes = ()
+    pretrains = False
     # Whether one factor's metric compares with another's: a classifier's accuracy does; a metric
     # over each factor's own tokens (SSAST's masked-patch accuracy) does not, and then the best
     # epoch is chosen among the latest factor's (kc2f.training.run_state.best_row).
@@ -164,6 +168,16 @@ class ModelFamily:
                     method=model.method, factor=int(model.factor), num_classes=int(model.num_classes),
                     token_grid=[int(size) for size in model.token_grid])
 
+    def minimal_twin(self, model, seed=None):
+        """`model`'s training-step arithmetic written directly in `keras.ops`, for
+        `kc2f bench --compare-minimal` (kc2f's step over it is the layers' overhead), or `None`
+        when the family has none. It has `model`'s shapes and front end and its own weights.
+
+        Raises:
+            ValueError: a `model` the twin cannot mirror.
+        """
+        return None
+
     def at_factor(self, model, factor):
         """`model` rebuilt at compression `factor`, its weights transferred.
 
@@ -187,6 +201,7 @@ class ModelFamily:
 
 
 _FAMILIES = {}
+_DEFAULT = []  # the name of the family a run gets without `model`, once registered
 # Installed packages add families under this entry-point group, e.g. in their pyproject.toml:
 #   [project.entry-points."kc2f.families"]
 #   energy = "my_package.family:EnergyFamily"      (a ModelFamily subclass, or an instance)
@@ -221,8 +236,11 @@ def discover_families():
                              f"({ENTRY_POINT_GROUP}): {type(error).__name__}: {error}") from None
 
 
-def register_family(family):
-    """Registers `family` (a `ModelFamily` instance) under `family.name`; returns it."""
+def register_family(family, default=False):
+    """Registers `family` (a `ModelFamily` instance) under `family.name`; returns it.
+
+    `default=True` makes it the family of runs that name none (`default_family`).
+    """
     if not isinstance(family, ModelFamily):
         raise ValueError(f"family must be a ModelFamily instance. Received: family={family!r}")
     if not isinstance(family.name, str) or not family.name:
@@ -230,7 +248,26 @@ def register_family(family):
     if not family.methods:
         raise ValueError(f"Model family '{family.name}' lists no compression method. Received: methods=()")
     _FAMILIES[family.name] = family
+    if default:
+        _DEFAULT[:] = [family.name]
     return family
+
+
+def default_family():
+    """The family of a run that names none: the one registered with `default=True`."""
+    if not _DEFAULT:
+        raise ValueError("No default model family is registered (register_family(family, default=True)).")
+    return _FAMILIES[_DEFAULT[0]]
+
+
+def pretraining_family():
+    """The family `kc2f pretrain` trains: the first registered whose `pretrains` is true."""
+    discover_families()
+    for family in _FAMILIES.values():
+        if family.pretrains:
+            return family
+    raise ValueError(f"No registered model family pretrains (ModelFamily.pretrains). Known models: "
+                     f"{', '.join(sorted(_FAMILIES))}")
 
 
 def get_family(name):

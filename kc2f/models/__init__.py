@@ -1,31 +1,14 @@
-"""The AST classifier, its size presets and its closed-form FLOPs.
+"""What every model family shares beyond its layers: presets on disk and FLOPs accounting.
 
-- `AudioSpectrogramTransformer`: the AST with the paper's compression front-ends.
-- `SsastPretrainer`: the AST encoder with SSAST's masked patch modelling heads.
-- `flops`: closed-form training FLOPs of the AST per sample.
-- `Htsat`: HTS-AT (Swin stages, token-semantic head) with coarse-to-fine front-ends;
-  `htsat_flops`: its closed-form FLOPs.
+- `preset_io`: keras-hub-style preset directories (`save_to_preset`, `load_preset`).
+- `flops_breakdown`: the per-element FLOP prices and `FlopsBreakdown`, the by-part
+  count every family's closed-form FLOPs return.
+
+The models themselves live with their families: `kc2f.families.ast`,
+`kc2f.families.htsat`, `kc2f.families.ssast`.
 """
 
-from kc2f.models.audio_spectrogram_transformer import (
-    METHODS,
-    AudioSpectrogramTransformer,
-    FrontEnd,
-    front_end,
-)
-from kc2f.models.htsat import HTSAT_METHODS, HTSAT_PRESETS, Htsat
-from kc2f.models.presets import PRESETS
-from kc2f.models.ssast_pretrainer import PRETRAINING_METHODS, SsastPretrainer
+from kc2f.models.flops_breakdown import FlopsBreakdown
+from kc2f.models.preset_io import is_preset_path, load_preset, save_to_preset
 
-__all__ = [
-    "HTSAT_METHODS",
-    "HTSAT_PRESETS",
-    "METHODS",
-    "PRESETS",
-    "PRETRAINING_METHODS",
-    "AudioSpectrogramTransformer",
-    "FrontEnd",
-    "Htsat",
-    "SsastPretrainer",
-    "front_end",
-]
+__all__ = ["FlopsBreakdown", "is_preset_path", "load_preset", "save_to_preset"]

@@ -13,6 +13,7 @@ TensorBoard are `fit`'s own (`kc2f.training.trainer.fit`).
 
 import pathlib
 
+from kc2f.families import pretraining_family
 from kc2f.training.run_error import RunError
 from kc2f.training.trainer import fit
 
@@ -64,7 +65,7 @@ def step_schedule(steps, eval_every, factors, phase_steps=None):
 
 
 def pretrain_config(config, steps, eval_every, phase_steps=None):
-    """`config` as a step-based SSAST pretraining run (model `ssast`, no SpecAugment, no mixup).
+    """`config` as a step-based SSAST pretraining run (the pretraining family's model, no SpecAugment, no mixup).
 
     SSAST's recipe (docs/method.md#ssast): no SpecAugment, no mixup; where
     `config` leaves them `None`, a learning rate of 1e-4 and SSAST's schedule:
@@ -73,7 +74,7 @@ def pretrain_config(config, steps, eval_every, phase_steps=None):
     (`WarmupPlateauDecay`, restarted in every phase).
     """
     epochs, phase_epochs = step_schedule(steps, eval_every, config.factors, phase_steps)
-    changes = dict(model="ssast", epochs=epochs, phase_epochs=phase_epochs, steps_per_epoch=eval_every,
+    changes = dict(model=pretraining_family().name, epochs=epochs, phase_epochs=phase_epochs, steps_per_epoch=eval_every,
                    freqm=0, timem=0, mixup=0.0)
     for name, value in (("lr", SSAST_LR), ("lr_schedule", "warmup-plateau"), ("warmup_steps", SSAST_WARMUP_STEPS)):
         if getattr(config, name) is None:

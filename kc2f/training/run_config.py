@@ -136,7 +136,8 @@ class RunConfig:
                                   "best epoch, stop and switch phases on; datasets with their own validation split "
                                   "(speechcommands, voxceleb) use it instead (None: select on eval_split, the "
                                   "paper's protocol)", float, nullable=True)
-    model: str = _option("ast", "model family (kc2f.families.family_names())", str)
+    model: str = _option(None, "model family (kc2f.families.family_names(); None: the default family, "
+                         "kc2f.families.default_family())", str, nullable=True)
     method: str = _option("maxpool", "compression of the initial phases (the model family's methods)", str)
     factors: tuple = _option((1,), "descending compression factors ending in 1; (1,) is the baseline; a single "
                              "factor C > 1 trains and evaluates at C only (the paper's coarse-only rows)", "ints")
@@ -251,8 +252,10 @@ class RunConfig:
             object.__setattr__(self, field.name, _coerce(field, getattr(self, field.name)))
         # Deferred: the model families import Keras and its backend (seconds), which the
         # command line must not pay before a command runs.
-        from kc2f.families import family_names, get_family
+        from kc2f.families import default_family, family_names, get_family
 
+        if self.model is None:
+            object.__setattr__(self, "model", default_family().name)
         try:
             family = get_family(self.model)
         except ValueError:

@@ -1,5 +1,6 @@
-"""Weight resampling for phase switches: pure functions, `transfer_weights` (AST) and
-`transfer_swin_weights` (HTS-AT); pretrained initialisation."""
+"""Weight handling every model family shares: pure resampling functions, checkpoint readers and
+`TransferReport`. Each family's own transfer and checkpoint conversion live in its folder
+(`kc2f.families.ast.ast_transfer`, `kc2f.families.htsat.htsat_transfer`, ...)."""
 
 from kc2f.weights.resample import (
     linear_resize_matrix,
@@ -8,19 +9,13 @@ from kc2f.weights.resample import (
     resize_patch_kernel_pi,
     resize_relative_position_bias,
 )
-from kc2f.weights.swin_transfer import transfer_swin_weights
-from kc2f.weights.transfer import TransferReport, transfer_weights
-from kc2f.weights.pretrained import initialize_from, is_pretraining_checkpoint  # noqa: E402  (uses transfer)
+from kc2f.weights.transfer_report import TransferReport
 
 __all__ = [
     "TransferReport",
-    "initialize_from",
-    "is_pretraining_checkpoint",
     "linear_resize_matrix",
     "resample_position_embedding",
     "resize_patch_kernel_bilinear",
     "resize_patch_kernel_pi",
     "resize_relative_position_bias",
-    "transfer_swin_weights",
-    "transfer_weights",
 ]

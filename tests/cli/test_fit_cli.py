@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from kc2f.cli import main
-from kc2f.models import AudioSpectrogramTransformer
-from kc2f.models.flops import training_flops_per_sample
+from kc2f.families.ast import AudioSpectrogramTransformer
+from kc2f.families.ast.ast_flops import training_flops_per_sample
 
 TINY = ["--set", "hidden_dim=16", "--set", "depth=1", "--set", "num_heads=1",
         "--set", "max_train_examples=40", "--set", "max_eval_examples=20", "--batch-size", "8", "--quiet"]

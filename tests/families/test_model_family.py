@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kc2f.families import AstFamily, family_names, family_of, get_family, register_family
-from kc2f.models import AudioSpectrogramTransformer
+from kc2f.families.ast import AudioSpectrogramTransformer
 from kc2f.training.run_config import RunConfig
 from kc2f.training.trainer import fit
 from tests.families.toy_family import TOY, FrameEnergyClassifier
@@ -136,7 +136,7 @@ def test_an_installed_family_goes_fit_export_serving_predict(tmp_path, monkeypat
     from kc2f.cli import main
     from kc2f.export import export_run
     from tests.conftest import REPO
-    from tests.families.test_htsat_family import SERVE
+    from tests.families.htsat.test_htsat_family import SERVE
 
     site = tmp_path / "site"
     _install_plugin(site, "kc2f_plugin_demo:PluginFamily")

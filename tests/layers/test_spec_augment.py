@@ -5,7 +5,7 @@ import pytest
 from keras import ops
 
 from kc2f.layers import SpecAugment
-from kc2f.models import Htsat
+from kc2f.families.htsat import Htsat
 
 
 def _drop_stripes(rng, size, width, stripes):

@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from kc2f.layers import PatchMerging, SwinTransformerBlock, TokenSemanticHead
+from kc2f.layers import PatchMerging, SwinTransformerBlock
+from kc2f.families.htsat import TokenSemanticHead
 from kc2f.layers.swin_transformer_block import effective_window
 
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from kc2f.models import AudioSpectrogramTransformer
+from kc2f.families.ast import AudioSpectrogramTransformer
 
 TINY = dict(num_classes=4, sample_rate=8000, target_frames=64, num_mel_bins=32, hidden_dim=16, depth=1,
             num_heads=2, mlp_ratio=2.0)

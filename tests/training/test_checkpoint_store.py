@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from kc2f.models import AudioSpectrogramTransformer
+from kc2f.families.ast import AudioSpectrogramTransformer
 from kc2f.training import checkpoint_store
 from kc2f.training.checkpoint_store import CheckpointStore
 

@@ -10,7 +10,7 @@ import pytest
 
 from kc2f.export import export_run
 from kc2f.families import load_model
-from kc2f.models import AudioSpectrogramTransformer
+from kc2f.families.ast import AudioSpectrogramTransformer
 from kc2f.training.checkpoint_store import MODEL_FILE, CheckpointStore
 from kc2f.training.evaluation import evaluate_run
 from kc2f.training.run_config import RunConfig

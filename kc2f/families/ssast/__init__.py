@@ -1,0 +1,14 @@
+"""`kc2f pretrain` (`model: ssast`): SSAST's masked patch modelling (https://arxiv.org/abs/2110.09784)
+on the AST encoder.
+
+- `SsastPretrainer`, `PRETRAINING_METHODS`: the AST encoder with SSAST's prediction heads.
+- `ClusterMasking`: its clustered patch masks; `masked_patch_losses`: InfoNCE and MSE.
+- `ssast_flops`: its closed-form FLOPs per sample.
+- `SsastFamily`: the family object.
+"""
+
+from kc2f.families.ssast.cluster_masking import ClusterMasking
+from kc2f.families.ssast.ssast_family import SsastFamily
+from kc2f.families.ssast.ssast_pretrainer import PRETRAINING_METHODS, SsastPretrainer
+
+__all__ = ["PRETRAINING_METHODS", "ClusterMasking", "SsastFamily", "SsastPretrainer"]
