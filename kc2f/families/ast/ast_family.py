@@ -7,7 +7,8 @@ from kc2f.families.ast.ast_minimal import MinimalAst
 from kc2f.families.ast.ast_presets import AST_PRESETS
 from kc2f.families.ast.ast_pretrained import initialize_from, is_pretraining_checkpoint
 from kc2f.families.ast.ast_transfer import transfer_weights
-from kc2f.families.ast.audio_spectrogram_transformer import AST_METHODS, AudioSpectrogramTransformer
+from kc2f.families.ast.audio_spectrogram_transformer import AudioSpectrogramTransformer
+from kc2f.families.ast.front_end import AST_METHODS
 from kc2f.families.model_family import ModelFamily
 
 

@@ -14,6 +14,7 @@ from kc2f.layers import (
     TimePooling,
     TimeStretch,
 )
+from kc2f.models.constructor_config import ConstructorConfig
 
 HTSAT_METHODS = ("fshift", "maxpool", "avgpool")
 
@@ -27,7 +28,7 @@ HTSAT_PRESETS = {
 
 
 @keras.saving.register_keras_serializable(package="kc2f")
-class Htsat(keras.Model):
+class Htsat(ConstructorConfig, keras.Model):
     """HTS-AT classifier on raw waveforms, built for one (method, factor) phase.
 
     HTS-AT (Chen et al., ICASSP 2022, https://arxiv.org/abs/2202.00874) with the
@@ -332,45 +333,3 @@ class Htsat(keras.Model):
 
     def compute_output_shape(self, input_shape):
         return (None, self.num_classes)
-
-    def get_config(self):
-        config = {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-        }
-        config.update(
-            num_classes=self.num_classes,
-            method=self.method,
-            factor=self.factor,
-            sample_rate=self.sample_rate,
-            target_frames=self.target_frames,
-            num_mel_bins=self.num_mel_bins,
-            fft_length=self.fft_length,
-            hop_length=self.hop_length,
-            low_freq=self.low_freq,
-            high_freq=self.high_freq,
-            num_chunks=self.num_chunks,
-            patch_size=self.patch_size,
-            embed_dim=self.embed_dim,
-            depths=self.depths,
-            num_heads=self.num_heads,
-            window_size=self.window_size,
-            mlp_ratio=self.mlp_ratio,
-            drop_path_rate=self.drop_path_rate,
-            freqm=self.freqm,
-            timem=self.timem,
-            stretch_frames=self.stretch_frames,
-            seed=self.seed,
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        for name in ("depths", "num_heads"):
-            if name in config:
-                config[name] = tuple(config[name])
-        return cls(**config)

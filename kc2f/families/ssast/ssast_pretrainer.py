@@ -3,9 +3,8 @@
 import keras
 from keras import ops
 
-from kc2f.families.ast.audio_spectrogram_transformer import front_end
+from kc2f.families.ast.ast_backbone import AstBackbone
 from kc2f.families.ssast.cluster_masking import ClusterMasking
-from kc2f.layers import KaldiFbank, PatchEmbedding, PositionEmbedding, TimePooling, TransformerBlock
 from kc2f.families.ssast.masked_patch_losses import (
     GENERATIVE_WEIGHT,
     info_nce,
@@ -20,8 +19,8 @@ OUTPUTS = ("nce", "mse", "masked_accuracy")
 
 
 @keras.saving.register_keras_serializable(package="kc2f")
-class SsastPretrainer(keras.Model):
-    """The AST encoder with SSAST's mask embedding and two prediction heads, for one phase.
+class SsastPretrainer(AstBackbone):
+    """The AST encoder (`AstBackbone`) with SSAST's mask embedding and two prediction heads, for one phase.
 
     SSAST (Gong et al., https://arxiv.org/abs/2110.09784): waveform →
     `KaldiFbank` → the compression front-end of *From Coarse to Fine*
@@ -91,51 +90,27 @@ class SsastPretrainer(keras.Model):
         seed=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
         if method not in PRETRAINING_METHODS:
             raise ValueError(
                 f"method must be one of {PRETRAINING_METHODS} for masked patch pretraining (the patch "
                 f"methods change the patch size, i.e. the prediction targets). Received: method={method!r}"
             )
-        if not isinstance(depth, int) or depth <= 0:
-            raise ValueError(f"depth must be a positive integer. Received: depth={depth}")
         if not 0.0 < mask_share < 1.0:
             raise ValueError(f"mask_share must be in (0, 1). Received: mask_share={mask_share}")
         if generative_weight < 0:
             raise ValueError(f"generative_weight must be >= 0. Received: generative_weight={generative_weight}")
-        patch_size = tuple(patch_size)
-        self.method = method
-        self.factor = factor
-        self.sample_rate = sample_rate
-        self.target_frames = target_frames
-        self.num_mel_bins = num_mel_bins
-        self.frame_length_ms = frame_length_ms
-        self.frame_shift_ms = frame_shift_ms
-        self.fbank_mean = fbank_mean
-        self.fbank_std = fbank_std
-        self.patch_size = patch_size
-        self.hidden_dim = hidden_dim
-        self.depth = depth
-        self.num_heads = num_heads
-        self.mlp_ratio = mlp_ratio
-        self.dropout_rate = dropout_rate
-        self.num_prefix_tokens = num_prefix_tokens
+        # SSAST pretrains with stride = patch size and without SpecAugment.
+        super().__init__(
+            method=method, factor=factor, sample_rate=sample_rate, target_frames=target_frames,
+            num_mel_bins=num_mel_bins, frame_length_ms=frame_length_ms, frame_shift_ms=frame_shift_ms,
+            fbank_mean=fbank_mean, fbank_std=fbank_std, patch_size=patch_size, patch_stride=patch_size,
+            hidden_dim=hidden_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
+            dropout_rate=dropout_rate, num_prefix_tokens=num_prefix_tokens, spec_augment=False, seed=seed,
+            **kwargs,
+        )
         self.mask_share = float(mask_share)
         self.cluster = cluster
         self.generative_weight = float(generative_weight)
-        self.seed = seed
-
-        plan = front_end(method, factor, target_frames, frame_shift_ms, patch_size, patch_size)
-        self.front_end = plan
-        self.fbank = KaldiFbank(
-            sample_rate=sample_rate, num_mel_bins=num_mel_bins, frame_length_ms=frame_length_ms,
-            frame_shift_ms=plan.frame_shift_ms, target_frames=plan.fbank_frames,
-            mean=fbank_mean, std=fbank_std, name="fbank",
-        )
-        self.pooling = TimePooling(plan.pool_factor, plan.pool_mode, name="time_pooling", dtype="float32")
-        self.patch_embedding = PatchEmbedding(hidden_dim, plan.patch_size, plan.patch_stride,
-                                              name="patch_embedding")
-        self.token_grid = self.patch_embedding.grid_shape(plan.frames, num_mel_bins)
         self.num_masked = max(1, min(self.num_patch_tokens - 1, round(self.mask_share * self.num_patch_tokens)))
         if cluster is not None:
             sides = dict(cluster=cluster)
@@ -144,13 +119,7 @@ class SsastPretrainer(keras.Model):
         else:
             sides = dict(cluster=SSAST_CLUSTER_SIDES[0], max_cluster=SSAST_CLUSTER_SIDES[1])
         self.masking = ClusterMasking(self.token_grid, self.num_masked, **sides, seed=seed, name="masking")
-        self.position_embedding = PositionEmbedding(self.token_grid, num_prefix_tokens, name="position_embedding")
-        self.blocks = [
-            TransformerBlock(hidden_dim, num_heads, int(hidden_dim * mlp_ratio), dropout_rate, name=f"block_{i}")
-            for i in range(depth)
-        ]
-        self.norm = keras.layers.LayerNormalization(epsilon=1e-6, name="norm")
-        pixels = patch_size[0] * patch_size[1]
+        pixels = self.patch_size[0] * self.patch_size[1]
         self.discriminative_head_hidden = keras.layers.Dense(hidden_dim, activation="relu",
                                                              name="discriminative_head_hidden")
         self.discriminative_head = keras.layers.Dense(pixels, name="discriminative_head", dtype="float32")
@@ -158,33 +127,17 @@ class SsastPretrainer(keras.Model):
         self.generative_head = keras.layers.Dense(pixels, name="generative_head", dtype="float32")
         self.build()
 
-    @property
-    def num_patch_tokens(self):
-        return self.token_grid[0] * self.token_grid[1]
-
-    def build(self, input_shape=None):
-        if self.built:
-            return
-        self.patch_embedding.build((None, self.front_end.frames, self.num_mel_bins))
+    def build_patch_stage(self):
         # SSAST: a learned mask embedding, Xavier-normal initialised (following BEiT).
         self.mask_embedding = self.add_weight(name="mask_embedding", shape=(1, 1, self.hidden_dim),
                                               initializer="glorot_normal")
-        tokens = (None, self.num_patch_tokens, self.hidden_dim)
-        self.position_embedding.build(tokens)
-        tokens = (None, self.position_embedding.num_tokens, self.hidden_dim)
-        for block in self.blocks:
-            block.build(tokens)
-        self.norm.build(tokens)
+
+    def build_task(self):
         masked = (None, self.num_masked, self.hidden_dim)
         for hidden, head in ((self.discriminative_head_hidden, self.discriminative_head),
                              (self.generative_head_hidden, self.generative_head)):
             hidden.build(masked)
             head.build(masked)
-        self.built = True
-
-    def spectrogram(self, inputs):
-        """The (compressed) normalised spectrogram `(batch, frames, mel)` whose patches are predicted."""
-        return self.pooling(self.fbank(inputs))
 
     def masked_outputs(self, inputs, indices=None, training=False):
         """`(discriminative, generative, targets)` predictions and true patches at the masked positions.
@@ -200,7 +153,7 @@ class SsastPretrainer(keras.Model):
         """
         spec = self.spectrogram(inputs)
         targets = ops.stop_gradient(spectrogram_patches(spec, self.patch_size))
-        x = self.patch_embedding(ops.cast(spec, self.compute_dtype))
+        x = self.patch_tokens(spec)
         if indices is None:
             indices, mask = self.masking(x)
         else:
@@ -208,10 +161,7 @@ class SsastPretrainer(keras.Model):
             mask = ops.sum(ops.one_hot(indices, self.num_patch_tokens, dtype="float32"), axis=1)
         mask = ops.cast(mask[:, :, None], x.dtype)
         x = x * (1 - mask) + mask * ops.cast(self.mask_embedding, x.dtype)
-        x = self.position_embedding(x)
-        for block in self.blocks:
-            x = block(x, training=training)
-        x = self.norm(x)[:, self.num_prefix_tokens:]
+        x = self.encode(x, training=training)[:, self.num_prefix_tokens:]
         picked = ops.take_along_axis(x, indices[:, :, None], axis=1)
         targets = ops.take_along_axis(targets, indices[:, :, None], axis=1)
         discriminative = self.discriminative_head(self.discriminative_head_hidden(picked))
@@ -231,28 +181,3 @@ class SsastPretrainer(keras.Model):
 
     def compute_output_shape(self, input_shape):
         return (None, len(OUTPUTS))
-
-    def get_config(self):
-        config = {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-        }
-        config.update(
-            method=self.method, factor=self.factor, sample_rate=self.sample_rate,
-            target_frames=self.target_frames, num_mel_bins=self.num_mel_bins,
-            frame_length_ms=self.frame_length_ms, frame_shift_ms=self.frame_shift_ms,
-            fbank_mean=self.fbank_mean, fbank_std=self.fbank_std, patch_size=self.patch_size,
-            hidden_dim=self.hidden_dim, depth=self.depth, num_heads=self.num_heads,
-            mlp_ratio=self.mlp_ratio, dropout_rate=self.dropout_rate,
-            num_prefix_tokens=self.num_prefix_tokens, mask_share=self.mask_share, cluster=self.cluster,
-            generative_weight=self.generative_weight, seed=self.seed,
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)

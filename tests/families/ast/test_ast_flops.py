@@ -187,8 +187,8 @@ def xla_erf_excess(count, model):
     """
     from unittest import mock
 
-    from kc2f.models import flops as flops_module
-    from kc2f.models import htsat_flops
+    from kc2f.families.ast import ast_flops as flops_module
+    from kc2f.families.htsat import htsat_flops
 
     probe = np.linspace(-3.0, 3.0, 1000, dtype="float32")
     price = _xla_flops(lambda x: keras.activations.gelu(x), probe) / probe.size
