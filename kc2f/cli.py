@@ -12,6 +12,7 @@ import click
 
 from kc2f import __version__
 from kc2f.commands.backend import missing_backend
+from kc2f.commands.config_options import config_options
 from kc2f.commands.output import keras_verbosity, log_function, results_stdout
 from kc2f.training.run_config import RunConfig, load_file, parse_ints
 
@@ -46,57 +47,23 @@ def main():
 
 
 @main.command()
-@click.option("--dataset", help="Dataset name (kc2f datasets lists them). Default: the embedded synthetic set.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root on disk.")
-@click.option("--model", help="Model family (default ast).")
-@click.option("--method", help="Compression of the initial phases: fshift, maxpool, avgpool, patch-bl, patch-pi (ast).")
-@click.option("--factors", help="Compression factors per phase, e.g. 2,1 or 4,2,1; 1 alone is the baseline, "
-              "2 alone a coarse-only run.")
-@click.option("--epochs", type=int, help="Total epochs (default: the dataset's recipe).")
-@click.option("--phase-epochs", help="Epochs per phase, e.g. 3,3,14 (overrides --initial-fraction).")
-@click.option("--initial-fraction", type=float,
-              help="Share of epochs for the initial phases (default: the paper's, 0.25 with one initial phase, "
-                   "0.30 with two: 3,3,14 of 20).")
-@click.option("--switch", type=click.Choice(("fixed", "plateau", "budget")),
-              help="When a coarse phase ends: fixed (default, the paper's split), plateau (its curve stops "
-                   "improving) or budget (predicted best final metric), both on a held-out split "
-                   "(--val-fraction); tune with --set switch_*=...")
-@click.option("--target", type=float, help="Budget mode: stop the final phase when the metric reaches this.")
-@click.option("--baseline", type=click.Path(file_okay=False), help="Budget mode: stop at this baseline run's best metric.")
-@click.option("--val-fraction", type=float,
-              help="Hold out this share of the training split (stratified, seeded) to select the best epoch, stop "
-                   "and switch on; the test split is then scored once, at the best epoch (test_metric_at_best). "
-                   "Speech Commands and VoxCeleb use their own validation split. Default: select on the test "
-                   "split, as the paper does.")
-@click.option("--preset", help="Model size preset (ast: tiny, small, base).")
-@click.option("--init", type=click.Path(exists=True),
-              help="Initialise from a local checkpoint: timm/DeiT/ViT or AST .pth/.safetensors/.npz, a .keras file or a run directory.")
-@click.option("--batch-size", type=int, help="Batch size (default: the dataset's recipe).")
-@click.option("--lr", type=float, help="Peak learning rate.")
-@click.option("--seed", type=int, help="Random seed.")
-@click.option("--on-bad-audio", type=click.Choice(("error", "skip")),
-              help="error (default): list every bad clip and stop before training; skip: drop and count them.")
-@click.option("--distribute", type=click.Choice(("none", "data-parallel")),
-              help="data-parallel: split each global batch across all local devices (and the hosts "
-                   "of TF_CONFIG or KERAS_DISTRIBUTION_*); default none.")
-@click.option("--average-checkpoints", metavar="FIRST..LAST|best:K",
-              help="Deliver (model.keras, kc2f export) the mean of the weights of epochs FIRST..LAST's "
-                   "checkpoints, e.g. 1..5 (AST's AudioSet recipe), or of the final phase's K best epochs, "
-                   "best:15 (HTS-AT's); its metric goes to summary.json.")
+@config_options("dataset", "data_dir", "model", "method", "factors", "epochs", "phase_epochs", "initial_fraction",
+                "switch", "target", "baseline", "val_fraction", "preset", "init", "batch_size", "lr", "seed",
+                "on_bad_audio", "distribute", "average_checkpoints",
+                paths={"data_dir": "dir", "baseline": "dir", "init": "existing"})
 @click.option("--run-dir", type=click.Path(file_okay=False), help="Run directory (default runs/<dataset>-<method>-<factors>-s<seed>).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any option (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON on stdout (logs on stderr).")
-def fit(config_file, sets, run_dir, quiet, as_json, factors, phase_epochs, **options):
-    """Train a baseline or coarse-to-fine run; re-run the same command to resume it."""
+def fit(config_file, sets, run_dir, quiet, as_json, **options):
+    """Train a baseline or coarse-to-fine run; re-run the same command to resume it.
+
+    Every option is also a key of --config files and --set (kc2f.training.run_config.RunConfig).
+    """
     from kc2f.training.trainer import fit as fit_run
 
     try:
-        if factors is not None:
-            options["factors"] = parse_ints(factors, "factors")
-        if phase_epochs is not None:
-            options["phase_epochs"] = parse_ints(phase_epochs, "phase_epochs")
         config = RunConfig.from_sources(config_file, sets, **options)
         with results_stdout(as_json):
             summary = fit_run(config, run_dir=run_dir, verbose=keras_verbosity(quiet, as_json),

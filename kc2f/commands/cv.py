@@ -4,13 +4,14 @@ import json
 
 import click
 
+from kc2f.commands.config_options import config_options
 from kc2f.commands.output import keras_verbosity, log_function, results_stdout
 from kc2f.training.run_config import RunConfig, parse_ints
 
 
 @click.command(name="cv")
-@click.option("--dataset", default="esc50", show_default=True, help="Dataset with folds (esc50).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root on disk.")
+@config_options("dataset", "data_dir", paths={"data_dir": "dir"}, defaults={"dataset": "esc50"},
+                helps={"dataset": "Dataset with folds (esc50)."})
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Cross-validation directory: fold1/ ... fold5/ (one run each), cv.json, cv.md.")
 @click.option("--folds", default="1,2,3,4,5", show_default=True, help="Held-out folds to run.")

@@ -4,33 +4,34 @@ import json
 
 import click
 
+from kc2f.commands.config_options import config_options
 from kc2f.commands.output import keras_verbosity
 from kc2f.training.run_config import RunConfig, parse_ints
 
 
 @click.command(name="pretrain")
-@click.option("--dataset", help="Dataset name (labels are ignored); 'unlabelled' reads every audio file "
-              "under --data-dir.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root on disk.")
-@click.option("--method", default="fshift", show_default=True,
-              help="Compression of the coarse phases: fshift, maxpool or avgpool.")
-@click.option("--factors", default="4,1", show_default=True, help="Compression factors per phase; 1 alone is "
-              "full-resolution pretraining.")
+@config_options(
+    "dataset", "data_dir", "method", "factors", paths={"data_dir": "dir"},
+    defaults={"method": "fshift", "factors": (4, 1)},
+    helps={"dataset": "Dataset name (labels are ignored); 'unlabelled' reads every audio file under --data-dir.",
+           "method": "Compression of the coarse phases: fshift, maxpool or avgpool.",
+           "factors": "Compression factors per phase; 1 alone is full-resolution pretraining."},
+)
 @click.option("--steps", required=True, type=int, help="Optimizer steps in all (SSAST: 600000).")
 @click.option("--phase-steps", help="Steps per phase, e.g. 100000,500000 (default: 1/6 coarse, as Table 6).")
 @click.option("--eval-every", type=int, default=4000, show_default=True,
               help="Steps between evaluations and commits (SSAST's epoch_iter: 4000).")
-@click.option("--preset", help="Encoder size preset (tiny, small, base).")
-@click.option("--batch-size", type=int, help="Batch size (default: the dataset's recipe).")
-@click.option("--lr", type=float, help="Peak learning rate (default: SSAST's 1e-4).")
-@click.option("--seed", type=int, help="Random seed.")
-@click.option("--on-bad-audio", type=click.Choice(("error", "skip")), help="error (default) or skip bad clips.")
+@config_options(
+    "preset", "batch_size", "lr", "seed", "on_bad_audio",
+    helps={"preset": "Encoder size preset (the AST's: tiny, small, base).",
+           "lr": "Peak learning rate (default: SSAST's 1e-4)."},
+)
 @click.option("--run-dir", type=click.Path(file_okay=False),
               help="Run directory (default runs/pretrain-<dataset>-<method>-<factors>-s<seed>).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML file of options.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any option (repeatable).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def pretrain(config_file, sets, run_dir, quiet, factors, phase_steps, steps, eval_every, **options):
+def pretrain(config_file, sets, run_dir, quiet, phase_steps, steps, eval_every, **options):
     """Pretrain an AST encoder by masked patch modelling (SSAST); re-run the same command to resume.
 
     Fine-tune the result with `kc2f fit --model ast --init RUN_DIR` (the head then reads the mean
@@ -41,7 +42,6 @@ def pretrain(config_file, sets, run_dir, quiet, factors, phase_steps, steps, eva
     from kc2f.training.pretraining import pretrain as pretrain_run
 
     try:
-        options["factors"] = parse_ints(factors, "factors")
         parsed = parse_ints(phase_steps, "phase_steps") if phase_steps is not None else None
         config = RunConfig.from_sources(config_file, sets, model=pretraining_family().name, **options)
         summary = pretrain_run(config, steps, eval_every, phase_steps=parsed, run_dir=run_dir,

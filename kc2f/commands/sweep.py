@@ -4,13 +4,13 @@ import json
 
 import click
 
+from kc2f.commands.config_options import config_options
 from kc2f.commands.output import keras_verbosity, log_function, results_stdout
 from kc2f.training.run_config import RunConfig
 
 
 @click.command(name="sweep")
-@click.option("--dataset", help="Dataset name (kc2f datasets lists them).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Dataset root on disk.")
+@config_options("dataset", "data_dir", paths={"data_dir": "dir"})
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Sweep directory: baseline/, <method>-<factors>/ (e.g. maxpool-2-1/), tables and plots.")
 @click.option("--methods", default="maxpool,fshift,avgpool,patch-bl,patch-pi", show_default=True,

@@ -136,11 +136,12 @@ class RunConfig:
                                   "best epoch, stop and switch phases on; datasets with their own validation split "
                                   "(speechcommands, voxceleb) use it instead (None: select on eval_split, the "
                                   "paper's protocol)", float, nullable=True)
-    model: str = _option(None, "model family (kc2f.families.family_names(); None: the default family, "
-                         "kc2f.families.default_family())", str, nullable=True)
+    model: str = _option(None, "model family, one of kc2f.families.family_names() (None: the default family, "
+                         "the AST)", str, nullable=True)
     method: str = _option("maxpool", "compression of the initial phases (the model family's methods)", str)
-    factors: tuple = _option((1,), "descending compression factors ending in 1; (1,) is the baseline; a single "
-                             "factor C > 1 trains and evaluates at C only (the paper's coarse-only rows)", "ints")
+    factors: tuple = _option((1,), "compression factors per phase, descending and ending in 1, e.g. 2,1 or "
+                             "4,2,1; 1 alone is the baseline; a single factor C > 1 trains and evaluates at C "
+                             "only (the paper's coarse-only rows)", "ints")
     epochs: int = _option(None, "total epochs (None: the dataset's recipe)", int, nullable=True, at_least=1)
     phase_epochs: tuple = _option(None, "explicit epochs per phase, e.g. 3,3,14", "ints", nullable=True)
     steps_per_epoch: int = _option(None, "optimizer steps per epoch (None: one pass over the training data); "
