@@ -94,6 +94,18 @@ class ModelFamily:
         """FLOPs of one training sample (forward + backward) of `model`."""
         raise NotImplementedError(f"{type(self).__name__}.training_flops_per_sample")
 
+    def sizes(self, config):
+        """The size arguments of the family's model constructor: the preset's
+        (`presets[config.preset]`) when the run names one, else `run_sizes(config)`. The one
+        way every family resolves `--preset`."""
+        if config.preset is not None:
+            return dict(self.presets[config.preset])
+        return self.run_sizes(config)
+
+    def run_sizes(self, config):
+        """Size arguments from the run's own options, for a run without a preset (default: none)."""
+        return {}
+
     def resolve_options(self, config, spec):
         """The family's options that a run fills where `config` leaves them `None` (recorded in
         `config.json`), as a dict of changes, given the run's input `spec`; the default fills none."""

@@ -168,3 +168,20 @@ def test_an_installed_family_goes_fit_export_serving_predict(tmp_path, monkeypat
         classifier = kc2f.load(str(model))
         for row, wave in zip(served["scores"], waves):
             np.testing.assert_allclose(classifier.predict(wave, sample_rate=16000)["scores"], row, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["ast", "htsat", "ssast"])
+def test_presets_resolve_one_way_for_every_family(name):
+    """`ModelFamily.sizes`: a named preset gives the preset's sizes, no preset the run's own; the
+    built model has them."""
+    from kc2f.families import get_family
+    from kc2f.training.run_config import RunConfig
+
+    family = get_family(name)
+    method = family.methods[0]
+    for preset, sizes in family.presets.items():
+        assert family.sizes(RunConfig(model=name, method=method, preset=preset)) == sizes
+    own = family.sizes(RunConfig(model=name, method=method, hidden_dim=64, depth=3, num_heads=2))
+    assert own and not any(own == sizes for sizes in family.presets.values())
+    width = own.get("hidden_dim", own.get("embed_dim"))
+    assert width == 64

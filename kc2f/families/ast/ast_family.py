@@ -28,6 +28,12 @@ def backbone_options(config, spec, factor):
     )
 
 
+def ast_run_sizes(config):
+    """The AST encoder's size from the run's options (no preset): width, depth and heads; shared by
+    the families built on the AST (`ast`, `ssast`)."""
+    return dict(hidden_dim=config.hidden_dim, depth=config.depth, num_heads=config.num_heads)
+
+
 def patch_frames_multiple(config):
     """`ModelFamily.frames_multiple` of the families built on the AST: a whole number of time patches
     at every factor (fshift and pooling divide the frames by C, the patch methods widen the patch C
@@ -63,11 +69,10 @@ class AstFamily(ModelFamily):
             seed=config.seed,
             name=f"ast_c{factor}",
         )
-        if config.preset:
-            return AudioSpectrogramTransformer.from_preset(config.preset, **kwargs)
-        return AudioSpectrogramTransformer(
-            hidden_dim=config.hidden_dim, depth=config.depth, num_heads=config.num_heads, **kwargs
-        )
+        return AudioSpectrogramTransformer(**self.sizes(config), **kwargs)
+
+    def run_sizes(self, config):
+        return ast_run_sizes(config)
 
     def frames_multiple(self, config):
         return patch_frames_multiple(config)

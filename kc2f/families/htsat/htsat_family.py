@@ -7,24 +7,6 @@ from kc2f.families.htsat.htsat_transfer import transfer_swin_weights
 from kc2f.families.model_family import ModelFamily
 
 
-def _sizes(config):
-    """Htsat's size arguments: the preset's, or the run's options (HTS-AT's window 8 and 64 mel bins);
-    the run's `num_mel_bins` where it gives one."""
-    if config.preset:
-        sizes = dict(HTSAT_PRESETS[config.preset])
-    else:
-        sizes = {
-            "embed_dim": config.hidden_dim,
-            "depths": (2,) * config.depth,
-            "num_heads": tuple(config.num_heads * 2**i for i in range(config.depth)),
-            "window_size": 8,
-            "num_mel_bins": 64,
-        }
-    if config.num_mel_bins is not None:
-        sizes["num_mel_bins"] = config.num_mel_bins
-    return sizes
-
-
 class HtsatFamily(ModelFamily):
     """`--model htsat`: HTS-AT (https://arxiv.org/abs/2202.00874) trained coarse-to-fine.
 
@@ -57,11 +39,28 @@ class HtsatFamily(ModelFamily):
             stretch_frames=config.stretch_frames,
             seed=config.seed,
             name=f"htsat_c{factor}",
-            **_sizes(config),
+            **self.sizes(config),
         )
 
+    def sizes(self, config):
+        """The preset's or the run's sizes (`run_sizes`), with the run's `num_mel_bins` where it gives one."""
+        sizes = super().sizes(config)
+        if config.num_mel_bins is not None:
+            sizes["num_mel_bins"] = config.num_mel_bins
+        return sizes
+
+    def run_sizes(self, config):
+        """Swin stages of two blocks, heads doubling per stage (HTS-AT's window 8 and 64 mel bins)."""
+        return {
+            "embed_dim": config.hidden_dim,
+            "depths": (2,) * config.depth,
+            "num_heads": tuple(config.num_heads * 2**i for i in range(config.depth)),
+            "window_size": 8,
+            "num_mel_bins": 64,
+        }
+
     def frames_multiple(self, config):
-        return Htsat.frames_multiple(_sizes(config)["depths"])
+        return Htsat.frames_multiple(self.sizes(config)["depths"])
 
     def resolve_options(self, config, spec):
         """`stretch_frames`: initialised from HTS-AT's own checkpoint, a clip shorter than the model's

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from kc2f.families.ast.ast_family import backbone_options, patch_frames_multiple
+from kc2f.families.ast.ast_family import ast_run_sizes, backbone_options, patch_frames_multiple
 from kc2f.families.ast.ast_presets import AST_PRESETS
 from kc2f.families.ast.ast_transfer import transfer_weights
 from kc2f.families.model_family import ModelFamily
@@ -41,9 +41,7 @@ class SsastFamily(ModelFamily):
         del num_classes  # no classifier: the labels are ignored
         kwargs = dict(
             **backbone_options(config, spec, factor),
-            hidden_dim=config.hidden_dim,
-            depth=config.depth,
-            num_heads=config.num_heads,
+            **self.sizes(config),
             mlp_ratio=config.mlp_ratio,
             dropout_rate=config.dropout_rate,
             num_prefix_tokens=config.num_prefix_tokens,
@@ -52,16 +50,15 @@ class SsastFamily(ModelFamily):
             seed=config.seed,
             name=f"ssast_c{factor}",
         )
-        if config.preset:
-            size = {key: AST_PRESETS[config.preset][key] for key in ("hidden_dim", "depth", "num_heads", "mlp_ratio")
-                    if key in AST_PRESETS[config.preset]}
-            kwargs.update(size)
         if config.patch_stride is not None and tuple(config.patch_stride) != tuple(config.patch_size):
             raise ValueError(
                 "SSAST pretrains without patch overlap: patch_stride must equal patch_size. "
                 f"Received: patch_stride={list(config.patch_stride)}"
             )
         return SsastPretrainer(**kwargs)
+
+    def run_sizes(self, config):
+        return ast_run_sizes(config)
 
     def frames_multiple(self, config):
         return patch_frames_multiple(config)
