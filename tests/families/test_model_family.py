@@ -185,3 +185,13 @@ def test_presets_resolve_one_way_for_every_family(name):
     assert own and not any(own == sizes for sizes in family.presets.values())
     width = own.get("hidden_dim", own.get("embed_dim"))
     assert width == 64
+
+
+def test_default_and_pretraining_families_are_named_by_the_registry_not_the_callers():
+    from kc2f.families import default_family, pretraining_family
+
+    assert default_family().name == "ast" and RunConfig().model == "ast"
+    assert pretraining_family().name == "ssast" and pretraining_family().pretrains
+    assert not default_family().pretrains
+    # A run's stored config without `model` (older runs) reads as the default family's.
+    assert RunConfig.from_dict({"dataset": "synthetic"}).model == default_family().name
