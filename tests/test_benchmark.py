@@ -268,3 +268,10 @@ def test_other_families_are_benchmarked_through_their_family():
     fine, coarse = (build_model(spec.sizes[0], "fshift", factor, spec) for factor in (1, 4))
     assert (model_tokens(fine), model_tokens(coarse)) == (512, 128)
     assert training_flops(coarse) / training_flops(fine) == pytest.approx(0.25, abs=0.02)
+    # The family's own presets, as `kc2f bench --model htsat --preset tiny` asks for them: HTS-AT's have
+    # no `hidden_dim`, and the row's model is the preset's.
+    own = benchmark.model_sizes(["tiny"], model="htsat")[0]
+    assert own.name == "tiny" and own.hidden_dim is None
+    assert model_tokens(build_model(own, "fshift", 4, spec)) == 128
+    with pytest.raises(ValueError, match="for model 'htsat'"):
+        benchmark.model_sizes(["small"], model="htsat")

@@ -23,10 +23,13 @@ def build_model(size, method, factor, spec):
     """
     freqm, timem = spec.spec_augment
     family = get_family(spec.model)
-    preset = size.name if size.name in family.presets else None
+    if size.name in family.presets:
+        sizes = dict(preset=size.name)
+    else:
+        sizes = dict(hidden_dim=size.hidden_dim, depth=size.depth, num_heads=size.num_heads)
     config = RunConfig(
-        model=spec.model, method=method, preset=preset, hidden_dim=size.hidden_dim, depth=size.depth,
-        num_heads=size.num_heads, mean=spec.fbank_mean, std=spec.fbank_std, freqm=freqm, timem=timem, seed=spec.seed,
+        model=spec.model, method=method, **sizes, mean=spec.fbank_mean, std=spec.fbank_std, freqm=freqm,
+        timem=timem, seed=spec.seed,
     )
     return family.build(config, spec, spec.num_classes, factor)
 
