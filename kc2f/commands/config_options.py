@@ -14,7 +14,7 @@ import click
 
 from kc2f.training.run_config import RunConfig, parse_ints
 
-_TYPES = {int: int, float: float, str: str, bool: bool, "ints": str}
+_TYPES = {int: int, float: float, str: str, "ints": str}  # integer lists: parsed by `_parse_ints`
 # How a path option is checked before the command runs.
 PATHS = {
     "dir": click.Path(file_okay=False),
@@ -70,14 +70,14 @@ def config_option(name, *flags, path=None, help=None, default=None):
     """
     field = config_field(name)
     meta = field.metadata
+    if meta["kind"] is bool:
+        raise ValueError(f"Option {name!r} is a flag: give it with --set {name}=true.")
     if path is not None:
         kind = PATHS[path]
     elif meta["choices"] is not None:
         kind = click.Choice(tuple(meta["choices"]))
     else:
         kind = _TYPES[meta["kind"]]
-    if meta["kind"] is bool:
-        raise ValueError(f"Option {name!r} is a flag: give it with --set {name}=true.")
     extra = {"callback": _parse_ints(name)} if meta["kind"] == "ints" else {}
     if default is not None:
         extra.update(default=_shown(default) if meta["kind"] == "ints" else default, show_default=True)
