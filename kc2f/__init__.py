@@ -61,7 +61,7 @@ def fit(run_dir=None, config=None, sets=(), verbose=1, log=print, **options):
         sets: `"key=value"` strings (`--set`).
         verbose: progress-bar verbosity (0, 1 or 2).
         log: function taking one line of text.
-        **options: any `RunConfig` option, e.g. `dataset="fsdd"`,
+        **options: any `RunConfig` option or model option, e.g. `dataset="fsdd"`,
             `factors=(2, 1)` (or `"2,1"`), `epochs=30`; these win over `config`
             and `sets`.
 
@@ -75,10 +75,11 @@ def fit(run_dir=None, config=None, sets=(), verbose=1, log=print, **options):
     from kc2f.training.run_config import RunConfig, parse_ints
     from kc2f.training.trainer import fit as fit_run
 
-    unknown = sorted(set(options) - set(RunConfig.names()))
+    known = RunConfig.known_names()
+    unknown = sorted(set(options) - set(known))
     if unknown:
         raise TypeError(f"kc2f.fit() got an unexpected keyword argument '{unknown[0]}'. "
-                        f"Known options: {', '.join(sorted(RunConfig.names()))}")
+                        f"Known options: {', '.join(sorted(known))}")
 
     for name in ("factors", "phase_epochs"):
         if isinstance(options.get(name), str):

@@ -60,6 +60,8 @@ def fit(config_file, sets, run_dir, quiet, as_json, **options):
     """Train a baseline or coarse-to-fine run; re-run the same command to resume it.
 
     Every option is also a key of --config files and --set (kc2f.training.run_config.RunConfig).
+    The model family's own options (the AST's hidden_dim, patch_size, ...; `kc2f models` lists
+    them) go in a config file's model_options: section or --set NAME=VALUE.
     """
     from kc2f.training.trainer import fit as fit_run
 
@@ -208,6 +210,7 @@ from kc2f.commands.bench import bench  # noqa: E402
 from kc2f.commands.cv import cv  # noqa: E402
 from kc2f.commands.demo import demo  # noqa: E402
 from kc2f.commands.export import export  # noqa: E402
+from kc2f.commands.models import models  # noqa: E402
 from kc2f.commands.plot import plot  # noqa: E402
 from kc2f.commands.predict import predict  # noqa: E402
 from kc2f.commands.pretrain import pretrain  # noqa: E402
@@ -217,6 +220,7 @@ main.add_command(bench)
 main.add_command(cv)
 main.add_command(demo)
 main.add_command(export)
+main.add_command(models)
 main.add_command(predict)
 main.add_command(pretrain)
 main.add_command(sweep)

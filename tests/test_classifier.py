@@ -95,7 +95,7 @@ def test_fit_mirrors_the_command_line(synthetic_dir, tmp_path):
                        method="maxpool", factors="2,1", phase_epochs=(1, 1), verbose=0, log=lambda line: None)
     assert summary["factors"] == [2, 1] and summary["epochs_trained"] == 2
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["hidden_dim"] == 16 and config["method"] == "maxpool"
+    assert config["model_options"]["hidden_dim"] == 16 and config["method"] == "maxpool"
     assert kc2f.load(tmp_path / "run").predictor.kind == "run"
 
 

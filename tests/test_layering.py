@@ -14,7 +14,7 @@ module is collected: module-level and function-local ones, `import kc2f.x`,
   way), so that `import kc2f.layers` stays light; imports of the root are
   therefore not counted in cycles.
 
-Layers, lowest first: 0 layers; 1 models; 2 weights; 3 families; 4 data;
+Layers, lowest first: 0 layers, options; 1 models; 2 weights; 3 families; 4 data;
 5 training; 6 experiments, export, inference, benchmark; 7 commands, cli.
 The model families sit above both models and weights because a family needs
 both: the Keras model it builds and the weight transfer that goes with it.
@@ -38,6 +38,7 @@ ROOT_LEVEL = -1
 # Package or module path -> layer; a module takes the layer of its longest listed prefix.
 LAYERS = {
     "kc2f.layers": 0,
+    "kc2f.options": 0,
     "kc2f.models": 1,
     "kc2f.weights": 2,
     "kc2f.families": 3,

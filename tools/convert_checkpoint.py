@@ -55,12 +55,15 @@ def main(src, out, num_classes, model, method, factor, preset, hidden_dim, depth
     if not str(out).endswith(".keras"):
         raise click.ClickException(f"--out must end in .keras. Received: out={out}")
     try:
-        config = RunConfig(
-            model=model, method=method, preset=None if preset == "none" else preset, hidden_dim=hidden_dim,
-            depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, patch_size=_pair("--patch-size", patch_size),
-            patch_stride=None if patch_stride is None else _pair("--patch-stride", patch_stride),
-            num_prefix_tokens=num_prefix_tokens, mean=mean, std=std, freqm=0, timem=0,
-        )
+        sizes = dict(hidden_dim=hidden_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio,
+                     patch_size=_pair("--patch-size", patch_size),
+                     patch_stride=None if patch_stride is None else _pair("--patch-stride", patch_stride),
+                     num_prefix_tokens=num_prefix_tokens)
+        # The AST-shaped options above, as far as the family has them (HTS-AT: no patch options).
+        own = get_family(model).options_class.names()
+        config = RunConfig(model=model, method=method, preset=None if preset == "none" else preset,
+                           model_options={k: v for k, v in sizes.items() if k in own}, mean=mean, std=std,
+                           freqm=0, timem=0)
         # The model's input geometry, as a dataset recipe would give it.
         spec = types.SimpleNamespace(sample_rate=sample_rate, target_frames=target_frames,
                                      num_mel_bins=num_mel_bins, clip_samples=target_frames * sample_rate // 100)

@@ -27,10 +27,10 @@ def build_model(size, method, factor, spec):
         sizes = dict(preset=size.name)
     else:
         sizes = dict(hidden_dim=size.hidden_dim, depth=size.depth, num_heads=size.num_heads)
-    config = RunConfig(
+    config = RunConfig.from_dict(dict(
         model=spec.model, method=method, **sizes, mean=spec.fbank_mean, std=spec.fbank_std, freqm=freqm,
         timem=timem, seed=spec.seed,
-    )
+    ))
     return family.build(config, spec, spec.num_classes, factor)
 
 

@@ -41,8 +41,8 @@ DEMO_OPTIONS = {
 
 
 def demo_config(**overrides):
-    """The demo's `RunConfig`: `DEMO_OPTIONS` with `overrides` (any `RunConfig` option)."""
-    return RunConfig(**{**DEMO_OPTIONS, **overrides})
+    """The demo's `RunConfig`: `DEMO_OPTIONS` with `overrides` (any `RunConfig` or model option)."""
+    return RunConfig.from_dict({**DEMO_OPTIONS, **overrides}, source="the demo's options")
 
 
 def run_demo(out_dir="runs/demo", *, log=print, verbose=0, **overrides):

@@ -35,6 +35,8 @@ import os
 
 import keras
 
+from kc2f.options import ModelOptions
+
 
 class ModelFamily:
     """A kind of model that kc2f can train coarse-to-fine (subclass it).
@@ -51,6 +53,11 @@ class ModelFamily:
         presets: size presets, `{name: {constructor argument: value}}`.
         model_classes: the Keras classes of the family's models
             (`family_of` finds the family of a loaded model by its class).
+        options_class: the family's own options, a frozen `ModelOptions`
+            dataclass (e.g. `AstOptions`); a run holds an instance as
+            `config.model_options` (YAML and `config.json`: `model_options:`,
+            `--set NAME=VALUE`), and `kc2f models NAME` lists them. The base
+            class has none.
         pretrains: a self-supervised pretraining family: `kc2f pretrain`
             trains it (`pretraining_family`), and reports read its runs as
             pretraining runs (the paper's Table 6).
@@ -60,6 +67,7 @@ class ModelFamily:
     methods = ()
     presets = {}
     model_classes = ()
+    options_class = ModelOptions
     pretrains = False
     # Whether one factor's metric compares with another's: a classifier's accuracy does; a metric
     # over each factor's own tokens (SSAST's masked-patch accuracy) does not, and then the best
@@ -70,7 +78,9 @@ class ModelFamily:
         """The model of one phase.
 
         Args:
-            config: the run's `kc2f.training.RunConfig` (its model options).
+            config: the run's `kc2f.training.RunConfig`: its run options, and
+                the family's own in `config.model_options` (an instance of
+                `options_class`).
             spec: the dataset's `kc2f.data.DatasetSpec` (sample rate, clip
                 frames, mel bins).
             num_classes: output classes.
@@ -103,12 +113,32 @@ class ModelFamily:
         return self.run_sizes(config)
 
     def run_sizes(self, config):
-        """Size arguments from the run's own options, for a run without a preset (default: none)."""
+        """Size arguments from the run's model options (`config.model_options`), for a run without a
+        preset (default: none)."""
         return {}
 
+    def describe(self):
+        """What `kc2f models` prints of the family: its methods, presets and own options (each option's
+        name, type, default, choices and help, from `options_class`).
+
+        Returns:
+            dict: name, default (whether a run without `model` gets it),
+            pretrains, methods, presets (`{name: sizes}`), options.
+        """
+        return {
+            "name": self.name,
+            "default": _DEFAULT == [self.name],
+            "pretrains": self.pretrains,
+            "methods": list(self.methods),
+            "presets": {name: {key: list(value) if isinstance(value, tuple) else value
+                               for key, value in sizes.items()} for name, sizes in self.presets.items()},
+            "options": self.options_class.describe(),
+        }
+
     def resolve_options(self, config, spec):
-        """The family's options that a run fills where `config` leaves them `None` (recorded in
-        `config.json`), as a dict of changes, given the run's input `spec`; the default fills none."""
+        """The family's options (`config.model_options`) that a run fills where `config` leaves them
+        `None` (recorded in `config.json`), as a dict of changes, given the run's input `spec`; the
+        default fills none."""
         return {}
 
     def initialize(self, model, path, **options):

@@ -22,7 +22,7 @@ from kc2f.data.stats import compute_stats
 from kc2f.families import get_family
 from kc2f.training.baseline_match import baseline_mismatch, describe
 from kc2f.training.phase_schedule import default_initial_fraction
-from kc2f.training.run_config import DEFAULT_LR_SCHEDULE, DEFAULT_WARMUP_STEPS, selection_split
+from kc2f.training.run_config import DEFAULT_LR_SCHEDULE, DEFAULT_WARMUP_STEPS, flat_options, selection_split
 from kc2f.training.run_directory import RunDirectory
 from kc2f.training.run_error import RunError
 
@@ -281,11 +281,13 @@ def _config_changes(run, config):
     except ValueError as error:
         raise RunError(f"Cannot resume {run}: {error}") from None
     # An option added to kc2f after the run started counts as its default, or as the value such a
-    # run used (`PREDATING_VALUES`).
-    defaults = type(config)().to_dict()
+    # run used (`PREDATING_VALUES`). Model options compare flat, as runs before their nesting
+    # recorded them; those of other families (recorded flat by such runs) are not this run's.
+    defaults = type(config)(model=config.model).flat_dict()
+    recorded = flat_options(recorded)
     saved = {**defaults, **recorded}
-    current = config.to_dict()
-    changed = {k: (saved.get(k), current.get(k)) for k in set(saved) | set(current)
+    current = config.flat_dict()
+    changed = {k: (saved.get(k), current.get(k)) for k in current
                if k not in RESUME_FREE and saved.get(k) != current.get(k)
                and not (k in RUN_COMPUTED and current.get(k) is None)
                and not (k not in recorded and current.get(k) == PREDATING_VALUES.get(k, defaults.get(k)))}

@@ -20,43 +20,14 @@ import re
 
 import yaml
 
-_NULL = ("null", "none")
+from kc2f.options import OptionSet, option as _option, parse_ints
+
 # `fit`'s learning-rate schedule where `lr_schedule` / `warmup_steps` are left None (`kc2f pretrain`
 # fills SSAST's instead: kc2f.training.pretraining).
 DEFAULT_LR_SCHEDULE = "warmup-step-decay"
 DEFAULT_WARMUP_STEPS = 100
-
-
-def _option(default, help, kind, nullable=False, choices=None, at_least=None, above=None, at_most=None,
-            below=None):
-    """A dataclass field carrying its parse kind, nullability, choices, bounds and help text.
-
-    `at_least`/`above` and `at_most`/`below` bound a number (closed and open);
-    every float option must also be finite.
-    """
-    return dataclasses.field(
-        default=default,
-        metadata={"help": help, "kind": kind, "nullable": nullable, "choices": choices,
-                  "bounds": (at_least, above, at_most, below)},
-    )
-
-
-def parse_ints(text, name):
-    """`"4,2,1"` (or a list) -> `(4, 2, 1)`; ValueError naming `name` otherwise.
-
-    The one parser of comma-separated integer lists (factors, phase epochs,
-    patch sizes, CLI lists).
-    """
-    message = f"Option '{name}' expects comma-separated integers. Received: {name}={text!r}"
-    if isinstance(text, (list, tuple)):
-        if not all(isinstance(item, int) and not isinstance(item, bool) for item in text):
-            raise ValueError(message)
-        return tuple(text)
-    try:
-        values = tuple(int(item.strip()) for item in str(text).split(",") if item.strip())
-    except ValueError:
-        raise ValueError(message) from None
-    return values
+MODEL_OPTIONS = "model_options"
+_MODEL_PREFIX = MODEL_OPTIONS + "."
 
 
 def selection_split(options):
@@ -106,11 +77,18 @@ def parse_average_range(text):
 
 
 @dataclasses.dataclass(frozen=True)
-class RunConfig:
+class RunConfig(OptionSet):
     """Options of one training run (immutable; `replace` makes a changed copy).
 
-    Attributes are the options below, each with its help text in the field's
-    metadata. Integer lists are tuples.
+    Attributes are the run's options below, each with its help text in the
+    field's metadata, and `model_options`: the options of the run's model
+    family, an instance of its `options_class` (e.g. the AST's `AstOptions`:
+    `hidden_dim`, `depth`, `patch_size`, ...). Integer lists are tuples.
+
+    A model option is also accepted where a run option is (`from_dict`,
+    `from_sources`, `replace`, YAML files, `--set`) under its own name, as
+    before the options were nested: `hidden_dim: 64` and
+    `model_options: {hidden_dim: 64}` are the same run.
     """
 
     dataset: str = _option("synthetic", "dataset name from the registry (kc2f datasets)", str)
@@ -170,28 +148,9 @@ class RunConfig:
                         nullable=True)
     preset: str = _option(None, "model size preset (the family's presets, e.g. tiny | small | base)", str,
                           nullable=True)
-    hidden_dim: int = _option(128, "token width (ignored with a preset)", int, at_least=1)
-    depth: int = _option(4, "transformer blocks (ignored with a preset)", int, at_least=1)
-    num_heads: int = _option(4, "attention heads (ignored with a preset)", int, at_least=1)
-    mlp_ratio: float = _option(4.0, "MLP width / token width", float, above=0.0)
-    patch_size: tuple = _option((16, 16), "full-resolution (freq, time) patch size", "ints")
-    patch_stride: tuple = _option(None, "full-resolution (freq, time) patch stride (None: the patch size; "
-                                  "AST's AudioSet models overlap with 10,10)", "ints", nullable=True)
-    num_prefix_tokens: int = _option(2, "cls + distillation tokens (AST: 2; ViT: 1)", int, at_least=0)
-    dropout_rate: float = _option(0.0, "dropout inside the transformer blocks", float, at_least=0.0, below=1.0)
-    pooling: str = _option(None, "ast: what the head reads: prefix (the AST's cls/dist tokens) | patch (SSAST's "
-                           "ft_avgtok: the mean of the patch tokens, the prefix tokens kept in the sequence) "
-                           "(None: patch when --init is an SSAST pretraining run, else prefix)", str, nullable=True,
-                           choices=("prefix", "patch"))
-    stretch_frames: int = _option(None, "htsat: the clip's own frames, computed and then stretched (bicubic) to "
-                                  "the model's, as HTS-AT's reshape_wav2img (None: zero-padded; set automatically "
-                                  "to the clip's frames, e.g. 1001 of 1024, when --init is HTS-AT's own "
-                                  "checkpoint; the model's frames: no stretch)", int, nullable=True, at_least=2)
-    mask_share: float = _option(400 / 512, "ssast: share of the patches masked per clip at every factor "
-                                "(SSAST: 400 of 512)", float, above=0.0, below=1.0)
-    mask_cluster: int = _option(None, "ssast: side of the square mask clusters (None: SSAST's per variant: plain "
-                                "random frames for frame patches, e.g. 128x2; for square patches a side of 3..5 "
-                                "drawn per clip)", int, nullable=True, at_least=1)
+    model_options: object = _option(
+        None, "the model family's own options, a mapping (kc2f models MODEL lists them; --set NAME=VALUE or "
+        "model_options.NAME=VALUE sets one) (None: the family's defaults)", "model_options", nullable=True)
     batch_size: int = _option(None, "global batch size (None: the dataset's recipe)", int, nullable=True,
                               at_least=1)
     lr: float = _option(None, "peak learning rate (None: the dataset's recipe)", float, nullable=True, above=0.0)
@@ -248,21 +207,13 @@ class RunConfig:
         "comma-separated (e.g. _silence_,_unknown_); the others are left out and listed in the log and "
         "summary.json", str, nullable=True)
 
-    def __post_init__(self):
-        for field in dataclasses.fields(self):
-            object.__setattr__(self, field.name, _coerce(field, getattr(self, field.name)))
-        # Deferred: the model families import Keras and its backend (seconds), which the
-        # command line must not pay before a command runs.
-        from kc2f.families import default_family, family_names, get_family
+    NESTED = (MODEL_OPTIONS,)
 
-        if self.model is None:
-            object.__setattr__(self, "model", default_family().name)
-        try:
-            family = get_family(self.model)
-        except ValueError:
-            raise ValueError(
-                f"Option 'model' must be one of {family_names()}. Received: model={self.model!r}"
-            ) from None
+    def __post_init__(self):
+        super().__post_init__()
+        family = model_family(self.model)
+        object.__setattr__(self, "model", family.name)
+        object.__setattr__(self, MODEL_OPTIONS, _family_options(family, self.model_options))
         if self.method not in family.methods:
             raise ValueError(
                 f"Option 'method' must be one of {tuple(family.methods)} for model '{self.model}'. "
@@ -326,125 +277,170 @@ class RunConfig:
     # --- construction -------------------------------------------------------------------------
 
     @classmethod
-    def names(cls):
-        return tuple(field.name for field in dataclasses.fields(cls))
+    def run_names(cls):
+        """The run's own options (`model_options` aside)."""
+        return tuple(name for name in cls.names() if name != MODEL_OPTIONS)
+
+    @classmethod
+    def known_names(cls):
+        """Every name a mapping of options may hold: the run's, `model_options` and every registered
+        family's model options (which of them a run takes depends on its family: `split_options`)."""
+        from kc2f.families import family_names, get_family
+
+        names = dict.fromkeys(cls.names())
+        for name in family_names():
+            names.update(dict.fromkeys(get_family(name).options_class.names()))
+        return tuple(names)
+
+    @classmethod
+    def split_options(cls, options, source="options"):
+        """`(run options, model options)` of a mapping whose model options may be flat or nested.
+
+        `options` holds run options, the family's options under their own
+        names (the flat form of configs written before the nesting) and/or a
+        `model_options` mapping. The family is `options["model"]` (default: the
+        default family).
+
+        Raises:
+            ValueError: a name neither the run nor the family knows (naming
+                `source`, and the family that has it), `model_options` not a
+                mapping, or an option given both flat and nested with two values.
+        """
+        family = model_family(options.get("model"))
+        nested = options.get(MODEL_OPTIONS)
+        if isinstance(nested, OptionSet):
+            nested = nested.to_dict()
+        elif nested is None:
+            nested = {}
+        elif not isinstance(nested, dict):
+            raise ValueError(f"Option '{MODEL_OPTIONS}' in {source} must be a mapping of the model's options. "
+                             f"Received: {MODEL_OPTIONS}={nested!r}")
+        flat = {name: value for name, value in options.items() if name not in cls.names()}
+        for name in list(flat) + [_MODEL_PREFIX + name for name in nested]:
+            _check_model_option(name, family, source)
+        for name in set(flat) & set(nested):
+            if flat[name] != nested[name]:
+                raise ValueError(f"Option '{name}' is given twice in {source}, as {name}: {flat[name]!r} and "
+                                 f"as {_MODEL_PREFIX}{name}: {nested[name]!r}. Give one.")
+        run = {name: value for name, value in options.items() if name in cls.run_names()}
+        return run, {**nested, **flat}
 
     @classmethod
     def from_dict(cls, options, source="options"):
-        """A config from a mapping of options; unknown names are errors naming `source`."""
-        unknown = sorted(set(options) - set(cls.names()))
-        if unknown:
-            raise ValueError(
-                f"Unknown option '{unknown[0]}' in {source}. Known options: {', '.join(sorted(cls.names()))}"
-            )
-        return cls(**options)
+        """A config from a mapping of options (model options flat or in `model_options`); unknown names
+        are errors naming `source`."""
+        run, model = cls.split_options(options, source)
+        return cls(**run, model_options=model)
 
     @classmethod
     def from_sources(cls, config_file=None, sets=(), **cli):
-        """Defaults ← YAML `config_file` ← `--set key=value` items ← CLI options that are not None."""
+        """Defaults ← YAML `config_file` ← `--set key=value` items ← CLI options that are not None.
+
+        A `--set` key is a run option, a model option (`hidden_dim`), or one
+        written `model_options.hidden_dim`; model options are parsed with the
+        types of the run's family, known once every source is read.
+        """
+        source = str(config_file) if config_file else "command line"
         options = load_file(config_file) if config_file else {}
+        model_texts = {}
         for item in sets:
             if "=" not in item:
                 raise ValueError(f"--set expects key=value. Received: {item!r}")
             name, text = (part.strip() for part in item.split("=", 1))
-            options[name] = cls.parse_value(name, text)
+            if name in cls.run_names():
+                options[name] = cls.parse_value(name, text)
+            else:
+                model_texts[name] = text
         options.update({name: value for name, value in cli.items() if value is not None})
-        return cls.from_dict(options, source=str(config_file) if config_file else "command line")
+        run, model = cls.split_options(options, source)
+        family = model_family(run.get("model"))
+        for name, text in model_texts.items():
+            _check_model_option(name, family, "--set")
+            key = name.removeprefix(_MODEL_PREFIX)
+            model[key] = family.options_class.parse_value(key, text)
+        return cls(**run, model_options=model)
 
     @classmethod
     def parse_value(cls, name, text):
-        """Parses the text of `--set name=text` into the option's type."""
-        fields = {field.name: field for field in dataclasses.fields(cls)}
-        if name not in fields:
-            raise ValueError(f"Unknown option '{name}'. Known options: {', '.join(sorted(fields))}")
-        field = fields[name]
-        meta = field.metadata
-        if text.strip().lower() in _NULL and meta["nullable"]:
-            return None
-        if meta["kind"] == "ints":
-            return parse_ints(text, name)
-        if meta["kind"] is str:
-            return text
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            value = text
-        return _coerce(field, value)
+        """Parses the text of `--set name=text` into the run option's type (`from_sources` parses
+        model options with their family's types)."""
+        if name not in cls.run_names():
+            raise ValueError(f"Unknown option '{name}'. Known options: {', '.join(sorted(cls.run_names()))}")
+        return super().parse_value(name, text)
 
     def replace(self, **changes):
-        """A copy with `changes` applied (validated)."""
-        unknown = sorted(set(changes) - set(self.names()))
-        if unknown:
-            raise ValueError(f"Unknown option '{unknown[0]}'. Known options: {', '.join(sorted(self.names()))}")
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes` applied (checked); a model option may be given under its own name.
 
-    def to_dict(self):
-        """JSON-ready options (tuples as lists), as `config.json` stores them."""
-        return {name: list(value) if isinstance(value, tuple) else value
-                for name, value in dataclasses.asdict(self).items()}
+        With another `model` and no `model_options`, the options the two
+        families share (e.g. `hidden_dim`) are carried over.
+        """
+        run = {name: value for name, value in changes.items() if name in self.names()}
+        flat = {name: value for name, value in changes.items() if name not in self.names()}
+        family = model_family(run.get("model", self.model))
+        for name in flat:
+            _check_model_option(name, family, "options")
+        model = _family_options(family, run.get(MODEL_OPTIONS, self.model_options))
+        run[MODEL_OPTIONS] = model.replace(**flat) if flat else model
+        return dataclasses.replace(self, **run)
+
+    def flat_dict(self):
+        """`to_dict` with the model options beside the run's (`flat_options`)."""
+        return flat_options(self.to_dict())
 
 
-def _type_name(kind, nullable):
-    name = "list of integers" if kind == "ints" else kind.__name__
-    return f"{name} or null" if nullable else name
+def model_family(model):
+    """The registered family called `model` (`None`: the default family); ValueError naming the option."""
+    # Deferred: the model families import Keras and its backend (seconds), which the
+    # command line must not pay before a command runs.
+    from kc2f.families import default_family, family_names, get_family
 
-
-def _number(text, kind):
-    """`text` as a number of `kind` the way a user writes it, or `text` unchanged if it is none.
-
-    YAML 1.1 (PyYAML) reads `0.9e12` and `1e-4` as strings (its floats need a dot
-    and a signed exponent); Python's `float` and `int` read them as written. An
-    integer option takes an integral float too (`1e3`).
-    """
+    if model is None:
+        return default_family()
     try:
-        return kind(text.strip())
+        return get_family(model)
     except ValueError:
-        pass
-    if kind is int:
-        try:
-            number = float(text.strip())
-        except ValueError:
-            return text
-        if number.is_integer():
-            return int(number)
-    return text
+        raise ValueError(f"Option 'model' must be one of {family_names()}. Received: model={model!r}") from None
 
 
-def _coerce(field, value):
-    name, meta = field.name, field.metadata
-    kind = meta["kind"]
+def _check_model_option(name, family, source):
+    """ValueError unless `name` (`hidden_dim` or `model_options.hidden_dim`) is an option of `family`;
+    the message names the families that have it."""
+    from kc2f.families import family_names, get_family
+
+    key = name.removeprefix(_MODEL_PREFIX)
+    if key in family.options_class.names():
+        return
+    owners = [other for other in family_names() if key in get_family(other).options_class.names()]
+    if owners:
+        raise ValueError(f"Option '{name}' in {source} is not an option of model '{family.name}' (it is of "
+                         f"{', '.join(repr(owner) for owner in owners)}). Its options: "
+                         f"{', '.join(family.options_class.names()) or 'none'}.")
+    raise ValueError(f"Unknown option '{name}' in {source}. Known options: "
+                     f"{', '.join(sorted(RunConfig.run_names()))}; model '{family.name}': "
+                     f"{', '.join(family.options_class.names()) or 'none'}.")
+
+
+def _family_options(family, value):
+    """`value` (a mapping, `None` or another family's options) as `family.options_class`."""
+    options_class = family.options_class
+    if type(value) is options_class:
+        return value
     if value is None:
-        if meta["nullable"]:
-            return None
-        raise ValueError(f"Option '{name}' expects {_type_name(kind, False)}. Received: {name}=None")
-    if kind == "ints":
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(f"Option '{name}' expects a list of integers. Received: {name}={value!r}")
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"Option '{name}' expects a list of integers. Received: {name}={value!r}")
-        return tuple(value)
-    if kind in (int, float) and isinstance(value, str):
-        value = _number(value, kind)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
-        raise ValueError(
-            f"Option '{name}' expects {_type_name(kind, meta['nullable'])}. Received: {name}={value!r}"
-        )
-    if meta["choices"] is not None and value not in meta["choices"]:
-        raise ValueError(f"Option '{name}' must be one of {meta['choices']}. Received: {name}={value!r}")
-    if kind is float and not math.isfinite(value):
-        raise ValueError(f"Option '{name}' must be a finite number. Received: {name}={value!r}")
-    at_least, above, at_most, below = meta.get("bounds", (None,) * 4)
-    for bound, holds, words in ((at_least, lambda b: value >= b, ">="), (above, lambda b: value > b, ">"),
-                                (at_most, lambda b: value <= b, "<="), (below, lambda b: value < b, "<")):
-        if bound is not None and not holds(bound):
-            raise ValueError(f"Option '{name}' must be {words} {bound:g}. Received: {name}={value!r}")
-    return value
+        return options_class()
+    if isinstance(value, OptionSet):  # another family's: carry over what the two share
+        value = {name: item for name, item in value.to_dict().items() if name in options_class.names()}
+    return options_class.from_dict(value, source=f"model '{family.name}''s options")
+
+
+def flat_options(options):
+    """A `config.json` mapping with its `model_options` beside the run's options, as runs recorded them
+    before the nesting (and still read them: `kc2f report`, resume's comparison)."""
+    nested = options.get(MODEL_OPTIONS) or {}
+    return {**{name: value for name, value in options.items() if name != MODEL_OPTIONS}, **nested}
 
 
 def load_file(path):
-    """Reads a YAML config file into a dictionary of options (names not yet checked)."""
+    """Reads a YAML config file into a dictionary of options, its names checked (`RunConfig.split_options`)."""
     path = pathlib.Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -456,11 +452,7 @@ def load_file(path):
         return {}
     if not isinstance(data, dict):
         raise ValueError(f"Config file {path} must hold a mapping of options. Received: {type(data).__name__}")
-    unknown = sorted(set(data) - set(RunConfig.names()))
-    if unknown:
-        raise ValueError(
-            f"Unknown option '{unknown[0]}' in {path}. Known options: {', '.join(sorted(RunConfig.names()))}"
-        )
+    RunConfig.split_options(data, str(path))
     return data
 
 
@@ -481,9 +473,9 @@ def set_options_in_file(path, values):
             unknown, or its line cannot be rewritten in place (a block value).
     """
     path = pathlib.Path(path)
-    unknown = sorted(set(values) - set(RunConfig.names()))
+    unknown = sorted(set(values) - set(RunConfig.run_names()))
     if unknown:
-        raise ValueError(f"Unknown option '{unknown[0]}'. Known options: {', '.join(sorted(RunConfig.names()))}")
+        raise ValueError(f"Unknown option '{unknown[0]}'. Known options: {', '.join(sorted(RunConfig.run_names()))}")
     lines = []
     if path.exists():
         load_file(path)

@@ -483,7 +483,7 @@ def finalize(run, model, family, config, spec, schedule, state, target, bad_audi
         **(extra or {}),
     }
     split = summary.get("selection_split", "val")
-    writer.hparams(len(history), config.to_dict(), {
+    writer.hparams(len(history), config.flat_dict(), {
         f"final/best_{split}_{metric}": summary["best_metric"], "final/best_epoch": summary["best_epoch"],
         f"final/last_{split}_{metric}": summary["final_metric"],
         "final/train_tflops": summary["train_flops"] / 1e12, "final/train_seconds": summary["train_seconds"],

@@ -107,11 +107,19 @@ def test_an_installed_packages_family_trains_from_the_command_line(tmp_path, mon
         "fit", "--model", "plugin-energy", "--dataset", "synthetic", "--data-dir", str(synthetic_dir),
         "--method", "maxpool", "--factors", "2,1", "--phase-epochs", "1,1", "--batch-size", "8", "--quiet",
         "--set", "max_train_examples=16", "--set", "max_eval_examples=8", "--set", "warmup_steps=1",
-        "--run-dir", str(tmp_path / "run")])
+        "--set", "frames=32", "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     history = json.loads((tmp_path / "run" / "history.json").read_text())
-    assert [row["factor"] for row in history] == [2, 1]
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"] == "plugin-energy"
+    assert [(row["factor"], row["tokens"]) for row in history] == [(2, 16), (1, 32)]
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["model"] == "plugin-energy" and recorded["model_options"] == {"frames": 32}
+    # Its options are listed from its own dataclass, and an option it lacks is named with its owners.
+    listed = json.loads(CliRunner().invoke(main, ["models", "plugin-energy", "--json"]).output)
+    assert [option["name"] for option in listed[0]["options"]] == ["frames"]
+    refused = CliRunner().invoke(main, ["fit", "--model", "plugin-energy", "--set", "hidden_dim=8",
+                                        "--run-dir", str(tmp_path / "refused")])
+    assert refused.exit_code != 0 and "not an option of model 'plugin-energy'" in refused.output
+    assert not (tmp_path / "refused").exists()
 
 
 def test_a_plugin_that_does_not_load_is_named(tmp_path, monkeypatch, rediscover):
@@ -181,7 +189,8 @@ def test_presets_resolve_one_way_for_every_family(name):
     method = family.methods[0]
     for preset, sizes in family.presets.items():
         assert family.sizes(RunConfig(model=name, method=method, preset=preset)) == sizes
-    own = family.sizes(RunConfig(model=name, method=method, hidden_dim=64, depth=3, num_heads=2))
+    own = family.sizes(RunConfig(model=name, method=method,
+                                 model_options=dict(hidden_dim=64, depth=3, num_heads=2)))
     assert own and not any(own == sizes for sizes in family.presets.values())
     width = own.get("hidden_dim", own.get("embed_dim"))
     assert width == 64

@@ -12,6 +12,7 @@ import numpy as np
 from keras import ops
 
 from kc2f.families import ModelFamily, register_family
+from kc2f.options import ModelOptions, option
 from kc2f.weights import linear_resize_matrix
 
 SAMPLE_RATE = 16000  # the synthetic set's, which the toy is trained on
@@ -54,13 +55,22 @@ class FrameEnergyClassifier(keras.Model):
                 "clip_samples": self.clip_samples, "frames": self.frames}
 
 
+@dataclasses.dataclass(frozen=True)
+class ToyOptions(ModelOptions):
+    """The family's own options: `--set frames=32`, `model_options: {frames: 32}`, `kc2f models` lists them."""
+
+    frames: int = option(64, "energy frames per clip at full resolution", int, at_least=2)
+
+
 class ToyFamily(ModelFamily):
     name = "toy-energy"
     methods = ("maxpool",)
     model_classes = (FrameEnergyClassifier,)
+    options_class = ToyOptions
 
     def build(self, config, spec, num_classes, factor):
-        return FrameEnergyClassifier(num_classes, factor=factor, clip_samples=spec.clip_samples)
+        return FrameEnergyClassifier(num_classes, factor=factor, clip_samples=spec.clip_samples,
+                                     frames=config.model_options.frames)
 
     def transfer(self, source, target):
         entries = []

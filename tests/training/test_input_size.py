@@ -103,7 +103,7 @@ def test_a_folder_of_one_second_clips_trains_on_one_second_inputs(tmp_path, fold
     options = dict(dataset="user_folders", data_dir=str(root), factors=(2, 1), epochs=2, batch_size=4,
                    hidden_dim=16, depth=1, num_heads=1, warmup_steps=1, num_mel_bins=32)
     lines = []
-    fit(RunConfig(**options), run_dir=tmp_path / "run", verbose=0, log=lines.append)
+    fit(RunConfig.from_dict(options), run_dir=tmp_path / "run", verbose=0, log=lines.append)
     text = "\n".join(lines)
     assert "Input sized from the 12 training clips" in text and "1 s per clip (100% of the clips whole" in text
     assert "128 frames (a multiple of 32)" in text  # 100 hops, patch 16 x factor 2
@@ -117,7 +117,7 @@ def test_a_folder_of_one_second_clips_trains_on_one_second_inputs(tmp_path, fold
     rows = evaluate_run(tmp_path / "run", factors=[1, 2])
     assert [row["clips"] for row in rows] == [12, 12]
     lines = []
-    fit(RunConfig(**options), run_dir=tmp_path / "run", verbose=0, log=lines.append)
+    fit(RunConfig.from_dict(options), run_dir=tmp_path / "run", verbose=0, log=lines.append)
     assert any("already finished" in line for line in lines)
 
 
@@ -127,7 +127,7 @@ def test_clips_that_fill_less_than_half_the_input_are_warned_about(tmp_path, fol
     root = _folders(tmp_path / "data", seconds=0.5, count=4)
     lines = []
     fit(RunConfig(dataset="user_folders", data_dir=str(root), clip_seconds=2.0, epochs=1, batch_size=4,
-                  hidden_dim=16, depth=1, num_heads=1, warmup_steps=1, num_mel_bins=32),
+                  model_options=dict(hidden_dim=16, depth=1, num_heads=1), warmup_steps=1, num_mel_bins=32),
         run_dir=tmp_path / "run", verbose=0, log=lines.append)
     warning = [line for line in lines if line.startswith("Warning: the training clips fill")]
     assert warning == ["Warning: the training clips fill 25% of the 2 s input on average (median clip 0.50 s): "

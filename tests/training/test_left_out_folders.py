@@ -66,7 +66,7 @@ def test_a_run_logs_and_records_what_it_left_out_and_reads_included_folders_as_c
     options = dict(dataset="folders", data_dir=str(root), factors=(1,), epochs=1, batch_size=4, hidden_dim=16,
                    depth=1, num_heads=1, warmup_steps=1)
     lines = []
-    summary = fit(RunConfig(**options), run_dir=tmp_path / "run", verbose=0, log=lines.append)
+    summary = fit(RunConfig.from_dict(options), run_dir=tmp_path / "run", verbose=0, log=lines.append)
     assert "Left out: train/_silence_ (3 audio files): its name starts with '_'" in "\n".join(lines)
     recorded = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert [(e["folder"], e["files"]) for e in recorded["left_out"]] == [
@@ -74,8 +74,8 @@ def test_a_run_logs_and_records_what_it_left_out_and_reads_included_folders_as_c
     assert json.loads((tmp_path / "run" / "labels.json").read_text()) == ["a", "b"]
 
     lines = []
-    summary = fit(RunConfig(**options, include_folders="_silence_"), run_dir=tmp_path / "run2", verbose=0,
-                  log=lines.append)
+    summary = fit(RunConfig.from_dict({**options, "include_folders": "_silence_"}), run_dir=tmp_path / "run2",
+                  verbose=0, log=lines.append)
     assert json.loads((tmp_path / "run2" / "labels.json").read_text()) == ["_silence_", "a", "b"]
     assert {e["folder"] for e in summary["left_out"]} == {
         "train/.cache", "train/_background_noise_", "test/.cache", "test/_background_noise_"}

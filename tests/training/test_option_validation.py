@@ -45,7 +45,8 @@ def test_bounds_hold_for_the_python_api_and_accept_the_edges():
         RunConfig(mixup=1.5)
     with pytest.raises(ValueError, match="must be a finite number"):
         RunConfig(lr=math.inf)
-    config = RunConfig(mixup=1.0, dropout_rate=0.0, warmup_steps=0, num_prefix_tokens=0, lr=1e-9)
+    config = RunConfig(mixup=1.0, model_options={"dropout_rate": 0.0, "num_prefix_tokens": 0}, warmup_steps=0,
+                       lr=1e-9)
     assert config.mixup == 1.0 and config.warmup_steps == 0
 
 
@@ -100,8 +101,8 @@ def test_a_diverged_epoch_stops_the_run_and_the_last_good_epoch_stays_committed(
 
     monkeypatch.setattr(LossGuard, "on_epoch_begin", poison_second_epoch, raising=False)
     config = RunConfig(dataset="synthetic", data_dir=str(synthetic_dir), factors=(1,), epochs=2, batch_size=4,
-                       max_train_examples=8, max_eval_examples=4, hidden_dim=16, depth=1, num_heads=1,
-                       warmup_steps=1, jit="off")
+                       max_train_examples=8, max_eval_examples=4,
+                       model_options=dict(hidden_dim=16, depth=1, num_heads=1), warmup_steps=1, jit="off")
     run = RunDirectory(tmp_path / "run")
     with pytest.raises(RunError, match=r"Training loss became nan in epoch 2 .* keeps epoch 1"):
         fit(config, run_dir=run.path, verbose=0, log=lambda line: None)

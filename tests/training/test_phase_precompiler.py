@@ -18,7 +18,7 @@ def _fit(run_dir, synthetic_dir, precompile, monkeypatch, **overrides):
                    phase_epochs=(1, 1, 1), batch_size=8, max_train_examples=24, max_eval_examples=12,
                    hidden_dim=16, depth=1, num_heads=1, warmup_steps=2, seed=3)
     lines = []
-    fit(RunConfig(**{**options, **overrides}), run_dir=run_dir, verbose=0, log=lines.append)
+    fit(RunConfig.from_dict({**options, **overrides}), run_dir=run_dir, verbose=0, log=lines.append)
     return json.loads((run_dir / "history.json").read_text()), lines
 
 

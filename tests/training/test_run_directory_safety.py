@@ -29,7 +29,7 @@ TINY = dict(method="maxpool", factors=(2, 1), phase_epochs=(1, 1), batch_size=4,
 
 
 def _config(data_dir, **changes):
-    return RunConfig(dataset="synthetic", data_dir=str(data_dir), **{**TINY, **changes})
+    return RunConfig.from_dict({"dataset": "synthetic", "data_dir": str(data_dir), **TINY, **changes})
 
 
 @pytest.fixture(scope="module")

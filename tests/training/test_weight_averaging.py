@@ -75,7 +75,7 @@ def _tiny(data_dir, **options):
     values = {"dataset": "synthetic", "data_dir": str(data_dir), "hidden_dim": 16, "depth": 1, "num_heads": 1,
               "warmup_steps": 2, "max_train_examples": 16, "max_eval_examples": 16, "batch_size": 8,
               "factors": (1,), "epochs": 3, "keep_checkpoints": 1, "average_checkpoints": "1..3"}
-    return RunConfig(**{**values, **options})
+    return RunConfig.from_dict({**values, **options})
 
 
 def test_averaged_run_delivers_and_exports_the_mean_and_survives_a_rerun(tmp_path, synthetic_dir):

@@ -4,6 +4,7 @@ import math
 
 from kc2f.families.ast.ast_flops import training_flops_per_sample
 from kc2f.families.ast.ast_minimal import MinimalAst
+from kc2f.families.ast.ast_options import AstOptions
 from kc2f.families.ast.ast_presets import AST_PRESETS
 from kc2f.families.ast.ast_pretrained import initialize_from, is_pretraining_checkpoint
 from kc2f.families.ast.ast_transfer import transfer_weights
@@ -24,21 +25,22 @@ def backbone_options(config, spec, factor):
         num_mel_bins=spec.num_mel_bins,
         fbank_mean=config.mean,
         fbank_std=config.std,
-        patch_size=tuple(config.patch_size),
+        patch_size=tuple(config.model_options.patch_size),
     )
 
 
 def ast_run_sizes(config):
     """The AST encoder's size from the run's options (no preset): width, depth and heads; shared by
     the families built on the AST (`ast`, `ssast`)."""
-    return dict(hidden_dim=config.hidden_dim, depth=config.depth, num_heads=config.num_heads)
+    options = config.model_options
+    return dict(hidden_dim=options.hidden_dim, depth=options.depth, num_heads=options.num_heads)
 
 
 def patch_frames_multiple(config):
     """`ModelFamily.frames_multiple` of the families built on the AST: a whole number of time patches
     at every factor (fshift and pooling divide the frames by C, the patch methods widen the patch C
     times)."""
-    return config.patch_size[1] * math.lcm(*config.factors)
+    return config.model_options.patch_size[1] * math.lcm(*config.factors)
 
 
 class AstFamily(ModelFamily):
@@ -54,16 +56,18 @@ class AstFamily(ModelFamily):
     methods = AST_METHODS
     presets = AST_PRESETS
     model_classes = (AudioSpectrogramTransformer,)
+    options_class = AstOptions
 
     def build(self, config, spec, num_classes, factor):
+        options = config.model_options
         kwargs = dict(
             num_classes=num_classes,
             **backbone_options(config, spec, factor),
-            patch_stride=None if config.patch_stride is None else tuple(config.patch_stride),
-            num_prefix_tokens=config.num_prefix_tokens,
-            pooling=config.pooling or "prefix",
-            mlp_ratio=config.mlp_ratio,
-            dropout_rate=config.dropout_rate,
+            patch_stride=options.patch_stride,
+            num_prefix_tokens=options.num_prefix_tokens,
+            pooling=options.pooling or "prefix",
+            mlp_ratio=options.mlp_ratio,
+            dropout_rate=options.dropout_rate,
             freqm=config.freqm,
             timem=config.timem,
             seed=config.seed,
@@ -80,7 +84,7 @@ class AstFamily(ModelFamily):
     def resolve_options(self, config, spec):
         """`pooling`: SSAST's mean of the patch tokens when `--init` is a pretraining run (its prefix
         tokens got no training signal of their own), else the AST's prefix tokens."""
-        if config.pooling is not None:
+        if config.model_options.pooling is not None:
             return {}
         pretrained = config.init is not None and is_pretraining_checkpoint(config.init)
         return {"pooling": "patch" if pretrained else "prefix"}

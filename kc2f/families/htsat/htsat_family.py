@@ -3,6 +3,7 @@
 from kc2f.families.htsat.htsat import HTSAT_METHODS, HTSAT_PRESETS, Htsat
 from kc2f.families.htsat.htsat_checkpoint import initialize_htsat, is_reference_checkpoint
 from kc2f.families.htsat.htsat_flops import htsat_training_flops_per_sample
+from kc2f.families.htsat.htsat_options import HtsatOptions
 from kc2f.families.htsat.htsat_transfer import transfer_swin_weights
 from kc2f.families.model_family import ModelFamily
 
@@ -17,14 +18,15 @@ class HtsatFamily(ModelFamily):
     and `num_heads` the first stage's heads (doubled per stage), with HTS-AT's
     window 8, patch 4 and 64 mel bins. The clip's frames are the dataset's
     (`target_frames`, 10 ms hops: 1024 for 10 s) at the dataset's (or
-    `--sample-rate`'s) rate. AST options (`patch_size`, `num_prefix_tokens`,
-    `mean`/`std`: HTS-AT normalises with its own BatchNorm) do not apply.
+    `--sample-rate`'s) rate. Its options are `HtsatOptions`; the run's `mean`/`std`
+    do not apply (HTS-AT normalises with its own BatchNorm).
     """
 
     name = "htsat"
     methods = HTSAT_METHODS
     presets = HTSAT_PRESETS
     model_classes = (Htsat,)
+    options_class = HtsatOptions
 
     def build(self, config, spec, num_classes, factor):
         return Htsat(
@@ -33,10 +35,10 @@ class HtsatFamily(ModelFamily):
             factor=factor,
             sample_rate=spec.sample_rate,
             target_frames=spec.target_frames,
-            mlp_ratio=config.mlp_ratio,
+            mlp_ratio=config.model_options.mlp_ratio,
             freqm=config.freqm,
             timem=config.timem,
-            stretch_frames=config.stretch_frames,
+            stretch_frames=config.model_options.stretch_frames,
             seed=config.seed,
             name=f"htsat_c{factor}",
             **self.sizes(config),
@@ -51,10 +53,11 @@ class HtsatFamily(ModelFamily):
 
     def run_sizes(self, config):
         """Swin stages of two blocks, heads doubling per stage (HTS-AT's window 8 and 64 mel bins)."""
+        options = config.model_options
         return {
-            "embed_dim": config.hidden_dim,
-            "depths": (2,) * config.depth,
-            "num_heads": tuple(config.num_heads * 2**i for i in range(config.depth)),
+            "embed_dim": options.hidden_dim,
+            "depths": (2,) * options.depth,
+            "num_heads": tuple(options.num_heads * 2**i for i in range(options.depth)),
             "window_size": 8,
             "num_mel_bins": 64,
         }
@@ -66,7 +69,8 @@ class HtsatFamily(ModelFamily):
         """`stretch_frames`: initialised from HTS-AT's own checkpoint, a clip shorter than the model's
         frames is stretched to them as the reference does (1001 -> 1024 for 10 s), not zero-padded,
         so that the official weights see their time scale."""
-        if config.stretch_frames is not None or config.init is None or not is_reference_checkpoint(config.init):
+        if (config.model_options.stretch_frames is not None or config.init is None
+                or not is_reference_checkpoint(config.init)):
             return {}
         frames = 1 + round(spec.clip_seconds * spec.sample_rate) // Htsat.default_hop(spec.sample_rate)
         return {"stretch_frames": frames} if frames < spec.target_frames else {}

@@ -9,6 +9,7 @@ from kc2f.families.ast.ast_transfer import transfer_weights
 from kc2f.families.model_family import ModelFamily
 from kc2f.families.ssast.masked_patch_losses import info_nce, patch_mse
 from kc2f.families.ssast.ssast_flops import pretraining_flops_per_sample
+from kc2f.families.ssast.ssast_options import SsastOptions
 from kc2f.families.ssast.ssast_pretrainer import PRETRAINING_METHODS, SsastPretrainer
 
 METRIC = "masked_accuracy"
@@ -34,28 +35,24 @@ class SsastFamily(ModelFamily):
     methods = PRETRAINING_METHODS
     presets = AST_PRESETS
     model_classes = (SsastPretrainer,)
+    options_class = SsastOptions
     # Masked-patch accuracy picks among a factor's own masked patches (100 at Fshift 4, 400 at C = 1).
     metric_across_factors = False
 
     def build(self, config, spec, num_classes, factor):
         del num_classes  # no classifier: the labels are ignored
-        kwargs = dict(
+        options = config.model_options  # SsastOptions: no patch overlap (checked there)
+        return SsastPretrainer(
             **backbone_options(config, spec, factor),
             **self.sizes(config),
-            mlp_ratio=config.mlp_ratio,
-            dropout_rate=config.dropout_rate,
-            num_prefix_tokens=config.num_prefix_tokens,
-            mask_share=config.mask_share,
-            cluster=config.mask_cluster,
+            mlp_ratio=options.mlp_ratio,
+            dropout_rate=options.dropout_rate,
+            num_prefix_tokens=options.num_prefix_tokens,
+            mask_share=options.mask_share,
+            cluster=options.mask_cluster,
             seed=config.seed,
             name=f"ssast_c{factor}",
         )
-        if config.patch_stride is not None and tuple(config.patch_stride) != tuple(config.patch_size):
-            raise ValueError(
-                "SSAST pretrains without patch overlap: patch_stride must equal patch_size. "
-                f"Received: patch_stride={list(config.patch_stride)}"
-            )
-        return SsastPretrainer(**kwargs)
 
     def run_sizes(self, config):
         return ast_run_sizes(config)

@@ -178,10 +178,12 @@ def test_initialised_from_htsats_own_checkpoint_the_clip_is_stretched_as_the_ref
     assert not is_reference_checkpoint(tmp_path / "kc2f.keras") and not is_reference_checkpoint(tmp_path / "none")
     options = dict(model="htsat", method="fshift", dataset="synthetic", clip_seconds=1.0, hidden_dim=8, depth=2,
                    num_heads=1, num_mel_bins=16)
-    resolved, spec = resolve(RunConfig(init=str(official), **options))
-    assert (resolved.stretch_frames, spec.target_frames) == (101, 128)
-    assert resolve(RunConfig(**options))[0].stretch_frames is None  # no reference weights: zero-padded
-    assert resolve(RunConfig(init=str(official), stretch_frames=128, **options))[0].stretch_frames == 128
+    resolved, spec = resolve(RunConfig.from_dict({**options, "init": str(official)}))
+    assert (resolved.model_options.stretch_frames, spec.target_frames) == (101, 128)
+    # No reference weights: zero-padded.
+    assert resolve(RunConfig.from_dict(options))[0].model_options.stretch_frames is None
+    given = RunConfig.from_dict({**options, "init": str(official), "stretch_frames": 128})
+    assert resolve(given)[0].model_options.stretch_frames == 128
     wave = np.random.default_rng(0).standard_normal((2, 16000)).astype("float32")
     for factor, computed in ((1, 101), (4, 26)):
         model = get_family("htsat").build(resolved, spec, CLASSES, factor)
@@ -192,5 +194,5 @@ def test_initialised_from_htsats_own_checkpoint_the_clip_is_stretched_as_the_ref
         np.testing.assert_allclose(stretched[:, [0, -1]], mel[:, [0, -1]], atol=1e-4)
         assert model.spectrogram(wave).shape[1] == 128 // factor
         assert Htsat.from_config(model.get_config()).get_config() == model.get_config()
-    plain = get_family("htsat").build(resolve(RunConfig(**options))[0], spec, CLASSES, 1)
+    plain = get_family("htsat").build(resolve(RunConfig.from_dict(options))[0], spec, CLASSES, 1)
     assert plain.stretch is None

@@ -36,7 +36,7 @@ def htsat_run(tmp_path_factory, synthetic_dir):
     lines = []
     config = RunConfig(model="htsat", method="fshift", dataset="synthetic", data_dir=str(synthetic_dir),
                        factors=(4, 1), phase_epochs=(1, 1), batch_size=8, max_train_examples=16,
-                       max_eval_examples=8, hidden_dim=8, depth=2, num_heads=1, warmup_steps=1,
+                       max_eval_examples=8, model_options=dict(hidden_dim=8, depth=2, num_heads=1), warmup_steps=1,
                        num_mel_bins=16)
     run_dir = tmp_path_factory.mktemp("htsat") / "run"
     summary = fit(config, run_dir=run_dir, verbose=0, log=lines.append)

@@ -22,7 +22,7 @@ def _waves(batch, rate=8000, seconds=1.28):
 def test_registered_and_found_by_model():
     family = get_family("ssast")
     assert isinstance(family, SsastFamily)
-    model = family.build(RunConfig(**CONFIG), get_dataset_spec("fsdd"), num_classes=10, factor=4)
+    model = family.build(RunConfig.from_dict(CONFIG), get_dataset_spec("fsdd"), num_classes=10, factor=4)
     assert isinstance(model, SsastPretrainer) and family_of(model) is family
     assert model.token_grid == (8, 4) and model.num_masked == 25
     assert family.compile_loss(False) is None and family.metric(get_dataset_spec("fsdd")) == "masked_accuracy"
@@ -32,14 +32,14 @@ def test_registered_and_found_by_model():
     assert type(ast.compile_loss(True)).__name__ == "BinaryCrossentropy"
     assert ast.evaluate(None, None, None) is None and ast.metric(get_dataset_spec("fsdd")) == "accuracy"
     with pytest.raises(ValueError, match="method"):
-        RunConfig(**{**CONFIG, "method": "patch-bl"})
-    with pytest.raises(ValueError, match="patch_stride"):
-        family.build(RunConfig(**CONFIG, patch_stride=(4, 4)), get_dataset_spec("fsdd"), 10, 1)
+        RunConfig.from_dict({**CONFIG, "method": "patch-bl"})
+    with pytest.raises(ValueError, match="patch_stride must equal patch_size"):
+        RunConfig.from_dict({**CONFIG, "patch_stride": (4, 4)})
 
 
 def test_phase_transfer_resizes_only_the_position_embedding():
     family = get_family("ssast")
-    config, spec = RunConfig(**CONFIG), get_dataset_spec("fsdd")
+    config, spec = RunConfig.from_dict(CONFIG), get_dataset_spec("fsdd")
     coarse, fine = (family.build(config, spec, 10, factor) for factor in (4, 1))
     report = family.transfer(coarse, fine)
     assert report.paths("resized") == ["position_embedding/position_embedding"]
@@ -49,7 +49,7 @@ def test_phase_transfer_resizes_only_the_position_embedding():
 
 def test_evaluation_uses_the_same_masks_every_time():
     family = get_family("ssast")
-    model = family.build(RunConfig(**CONFIG), get_dataset_spec("fsdd"), 10, 1)
+    model = family.build(RunConfig.from_dict(CONFIG), get_dataset_spec("fsdd"), 10, 1)
     batches = [(_waves(3), np.zeros((3, 10), np.float32))] * 2
     first, second = family.evaluate(model, batches, None), family.evaluate(model, batches, None)
     assert first == second

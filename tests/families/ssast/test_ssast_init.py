@@ -119,10 +119,11 @@ def test_fine_tuning_from_pretraining_pools_the_patch_tokens_with_the_prefix_tok
     (tmp_path / "pretrain-run").mkdir()
     (tmp_path / "pretrain-run" / "config.json").write_text('{"model": "ssast"}')
     resolved, _ = resolve(RunConfig(dataset="synthetic", init=str(tmp_path / "pretrain-run")))
-    assert resolved.pooling == "patch"
-    assert resolve(RunConfig(dataset="synthetic"))[0].pooling == "prefix"
-    kept, _ = resolve(RunConfig(dataset="synthetic", init=str(tmp_path / "pretrain-run"), pooling="prefix"))
-    assert kept.pooling == "prefix"  # a choice the user made stands
+    assert resolved.model_options.pooling == "patch"
+    assert resolve(RunConfig(dataset="synthetic"))[0].model_options.pooling == "prefix"
+    kept, _ = resolve(RunConfig(dataset="synthetic", init=str(tmp_path / "pretrain-run"),
+                                model_options={"pooling": "prefix"}))
+    assert kept.model_options.pooling == "prefix"  # a choice the user made stands
     # The head reads the mean of the patch tokens; the two prefix tokens are still in the sequence.
     model = AudioSpectrogramTransformer(num_classes=3, sample_rate=8000, num_mel_bins=32, target_frames=64,
                                         patch_size=(8, 8), hidden_dim=D, depth=DEPTH, num_heads=HEADS,
