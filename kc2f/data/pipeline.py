@@ -118,6 +118,7 @@ def make_dataset(
     start_step=0,
     audio_report=None,
     num_parallel_calls=AUTOTUNE,
+    cache_store=None,
 ):
     """Builds the input pipeline of one split.
 
@@ -153,6 +154,10 @@ def make_dataset(
         audio_report: a `BadAudioReport` from `validate_audio` on the same
             examples, to skip the scan.
         num_parallel_calls: decode parallelism.
+        cache_store: with `cache`, a dict that keeps the decoded clips: a later
+            call with the same dict and the same clips reuses them instead of
+            decoding every file again (the trainer keeps one per run, so each
+            phase's pipeline reads the first phase's decode).
 
     Returns:
         `tf.data.Dataset` of `({"waveform": (batch, clip_samples) float32,
@@ -238,7 +243,7 @@ def make_dataset(
         if training and spec.balanced_sampling:
             cdf = tf.constant(np.cumsum(balanced_weights(label_rows, num_classes)), tf.float64)
         element_fn = _file_elements(paths, rate_index, rate_list, label_rows, spec, training,
-                                    clip, num_classes, cache, num_parallel_calls)
+                                    clip, num_classes, cache, num_parallel_calls, cache_store)
 
         def elements(seed_e):
             order = _epoch_order(num, seed_e, training, cdf)
@@ -284,8 +289,9 @@ def make_dataset(
 
 
 def _file_elements(paths, rate_index, rate_list, label_matrix, spec, training, clip, num_classes,
-                   cache, num_parallel_calls):
-    """Returns `element_fn(index, u)` building one example from files (or the RAM cache)."""
+                   cache, num_parallel_calls, cache_store=None):
+    """Returns `element_fn(index, u)` building one example from files (or the RAM cache, kept in
+    `cache_store` when one is given)."""
     labels_t = tf.constant(label_matrix)
     if not cache:
         paths_t = tf.constant(paths.astype(str))
@@ -300,15 +306,22 @@ def _file_elements(paths, rate_index, rate_list, label_matrix, spec, training, c
 
     # cache=True: every file decoded and resampled once, at full length, into one flat
     # array; examples are then slices of it, cropped exactly as from files.
-    decode = decode_resample_fn(rate_list, spec.sample_rate, clip, training, keep_full=True)
-    ds = tf.data.Dataset.from_tensor_slices((paths.astype(str), rate_index))
-    ds = ds.map(lambda p, r: decode(p, r, 0.0), num_parallel_calls=num_parallel_calls,
-                deterministic=True)
-    waves = list(ds.as_numpy_iterator())
-    lengths = np.asarray([len(w) for w in waves], np.int64)
+    key = (tuple(paths), tuple(rate_index.tolist()), tuple(rate_list), spec.sample_rate, clip)
+    if cache_store is not None and cache_store.get("key") == key:
+        flat, lengths = cache_store["flat"], cache_store["lengths"]
+    else:
+        decode = decode_resample_fn(rate_list, spec.sample_rate, clip, training, keep_full=True)
+        ds = tf.data.Dataset.from_tensor_slices((paths.astype(str), rate_index))
+        ds = ds.map(lambda p, r: decode(p, r, 0.0), num_parallel_calls=num_parallel_calls,
+                    deterministic=True)
+        waves = list(ds.as_numpy_iterator())
+        lengths = np.asarray([len(w) for w in waves], np.int64)
+        flat = np.concatenate(waves).astype(np.float32) if waves else np.zeros(0, np.float32)
+        if cache_store is not None:
+            cache_store.update(key=key, flat=flat, lengths=lengths)
     offsets_t = tf.constant(np.concatenate([[0], np.cumsum(lengths)[:-1]]))
     lengths_t = tf.constant(lengths)
-    flat_t = tf.constant(np.concatenate(waves).astype(np.float32) if waves else np.zeros(0, np.float32))
+    flat_t = tf.constant(flat)
     ups_t = tf.constant([audio_lib.get_resampler(r, spec.sample_rate).up for r in rate_list],
                         tf.int32)
     rates_t = tf.constant(rate_index)

@@ -3,7 +3,7 @@
 `train_seconds` (the report's time column, `cumulative_seconds`) counts, per
 epoch, the training part of `fit` from the epoch's start to its last step's end
 (`EpochEvaluator`) plus the phase switch before it (rebuild, weight transfer,
-fresh optimizer: `switch_seconds`). It is split by `StepTimer` into
+fresh optimizer, the phase's input pipeline: `switch_seconds`). It is split by `StepTimer` into
 `compile_seconds` (first-step excess), `step_seconds` (steady step periods,
 input waits included) and `setup_seconds`; the rest (`other_seconds`) is
 `switch_seconds` plus rounding. Evaluation (`eval_seconds`), checkpointing

@@ -248,6 +248,7 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
 
     precompiler = PhasePrecompiler(prepare, next_factor, log=log) if precompile_wanted(config.distribute) else None
     handed = {}  # factor -> the PreparedPhase whose model the switch took
+    decoded_train = {}  # with --cache: the training clips, decoded in the first phase, read by every phase
 
     def build_next(factor):
         ready = precompiler.take(factor) if precompiler is not None else None
@@ -304,11 +305,14 @@ def _fit_locked(config, spec, dist, schedule, policy, target, run, verbose, log)
         # Step-based runs read one endless stream from its start, skipping the steps done.
         position = dict(epoch=epoch) if config.steps_per_epoch is None else dict(
             epoch=0, start_step=epoch * steps_per_epoch)
+        start = time.perf_counter()
         dataset = pipeline.make_dataset(
             data.train, data.labels, spec, batch_size=config.batch_size, training=True, seed=config.seed,
-            mixup=config.mixup, cache=config.cache, drop_remainder=drop,
+            mixup=config.mixup, cache=config.cache, drop_remainder=drop, cache_store=decoded_train,
             repeat=True, on_bad_audio="skip", audio_report=data.reports["train"], **position,
         )
+        # The phase's input pipeline is wall time the run waits for, as the switch is.
+        state.overhead += time.perf_counter() - start
         current["train"] = dataset
         with dist.training_scope():
             model.fit(

@@ -106,6 +106,28 @@ def test_cache_gives_identical_batches(folder):
             np.testing.assert_array_equal(x[1], z[1])
 
 
+def test_a_cache_store_decodes_the_clips_once_for_every_phase(folder, monkeypatch):
+    # The trainer builds each phase's training pipeline anew; with a store the files are decoded once.
+    from kc2f.data import pipeline
+
+    examples, labels = build_index("folder", folder, "train")
+    calls = []
+    real = pipeline.decode_resample_fn
+    monkeypatch.setattr(pipeline, "decode_resample_fn", lambda *a, **k: calls.append(k) or real(*a, **k))
+    store = {}
+    first = collect(make_dataset(examples, labels, SPEC, batch_size=4, training=True, epoch=1, cache=True,
+                                 cache_store=store))
+    again = collect(make_dataset(examples, labels, SPEC, batch_size=4, training=True, epoch=1, cache=True,
+                                 cache_store=store))
+    assert len(calls) == 1 and store["lengths"].size == len(examples)
+    for x, z in zip(first, again):
+        np.testing.assert_array_equal(x[0], z[0])
+        np.testing.assert_array_equal(x[1], z[1])
+    # Other clips are decoded anew, not read from the store.
+    collect(make_dataset(examples[:-1], labels, SPEC, batch_size=4, training=True, cache=True, cache_store=store))
+    assert len(calls) == 2 and store["lengths"].size == len(examples) - 1
+
+
 def write_bad_files(root):
     """One file per kind of problem, plus two good ones; returns examples and expected reasons."""
     os.makedirs(root, exist_ok=True)
