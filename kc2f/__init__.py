@@ -72,7 +72,8 @@ def fit(run_dir=None, config=None, sets=(), verbose=1, log=print, **options):
         TypeError: an option kc2f does not know.
     """
     _require_backend()
-    from kc2f.training.run_config import RunConfig, parse_ints
+    from kc2f.options import parse_ints
+    from kc2f.training.run_config import RunConfig
     from kc2f.training.trainer import fit as fit_run
 
     known = RunConfig.known_names()

@@ -14,7 +14,8 @@ from kc2f import __version__
 from kc2f.commands.backend import missing_backend
 from kc2f.commands.config_options import config_options
 from kc2f.commands.output import keras_verbosity, log_function, results_stdout
-from kc2f.training.run_config import RunConfig, load_file, parse_ints
+from kc2f.options import parse_ints
+from kc2f.training.run_config import RunConfig, load_file
 
 
 def _fail(error):

@@ -21,7 +21,8 @@ import types
 import click
 
 from kc2f.families import get_family
-from kc2f.training.run_config import RunConfig, parse_ints
+from kc2f.options import parse_ints
+from kc2f.training.run_config import RunConfig
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

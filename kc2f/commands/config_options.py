@@ -12,7 +12,8 @@ import dataclasses
 
 import click
 
-from kc2f.training.run_config import RunConfig, parse_ints
+from kc2f.options import parse_ints
+from kc2f.training.run_config import RunConfig
 
 _TYPES = {int: int, float: float, str: str, "ints": str}  # integer lists: parsed by `_parse_ints`
 # How a path option is checked before the command runs.

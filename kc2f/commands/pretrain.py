@@ -6,7 +6,8 @@ import click
 
 from kc2f.commands.config_options import config_options
 from kc2f.commands.output import keras_verbosity
-from kc2f.training.run_config import RunConfig, parse_ints
+from kc2f.options import parse_ints
+from kc2f.training.run_config import RunConfig
 
 
 @click.command(name="pretrain")

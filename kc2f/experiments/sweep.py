@@ -23,8 +23,8 @@ import pathlib
 from kc2f.experiments import report as report_lib
 from kc2f.experiments.plots import make_plots
 from kc2f.families import default_family, get_family
+from kc2f.options import parse_ints
 from kc2f.training.phase_switch import SWITCH_RULES
-from kc2f.training.run_config import parse_ints
 from kc2f.training.trainer import fit, plan_run
 
 DEFAULT_METHODS = ("maxpool", "fshift", "avgpool", "patch-bl", "patch-pi")

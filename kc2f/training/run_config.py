@@ -8,7 +8,10 @@ anything runs. Values left `None` are filled from the dataset's recipe
 (`kc2f.data.registry`) when the run is resolved
 (`kc2f.training.preparation.resolve`), so a config file only names what
 differs from the recipe. The compression methods and size presets come from the
-model family (`kc2f.families.get_family(model)`), not from a list here.
+model family (`kc2f.families.get_family(model)`), not from a list here, and so
+do the model's own options: the family's `options_class` dataclass, held as
+`model_options` (`kc2f models` lists them; `split_options` reads them flat or
+nested).
 """
 
 import dataclasses
@@ -20,7 +23,7 @@ import re
 
 import yaml
 
-from kc2f.options import OptionSet, option as _option, parse_ints
+from kc2f.options import OptionSet, option as _option
 
 # `fit`'s learning-rate schedule where `lr_schedule` / `warmup_steps` are left None (`kc2f pretrain`
 # fills SSAST's instead: kc2f.training.pretraining).
