@@ -79,3 +79,15 @@ def test_every_cited_source_path_exists():
             missing += [f"{doc.relative_to(REPO)}:{number}: {path}" for path in cited.findall(line)
                         if not (REPO / path).is_file()]
     assert not missing, "cited paths that do not exist:\n" + "\n".join(missing)
+
+
+README_SECTION = re.compile(r'README, \\?"([^"\\]+)\\?"')
+
+
+def test_every_readme_section_named_in_kc2f_exists():
+    # Messages and tables point users to README sections by name (`README, "What the time columns count"`).
+    readme = (REPO / "README.md").read_text()
+    named = {name for path in (REPO / "kc2f").rglob("*.py") for name in README_SECTION.findall(path.read_text())}
+    assert named, "no README section is named in kc2f"
+    missing = sorted(name for name in named if f"## {name}" not in readme and f"**{name}." not in readme)
+    assert not missing, f"README has no section or paragraph titled {missing}"

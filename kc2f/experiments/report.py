@@ -278,7 +278,7 @@ def format_text(report, metric_name="metric", scale=100.0):
     out.write("\ntime save %: wall time to that epoch, " + (
         "training, compilation and evaluation" if counts == {"train+eval"} else
         "training and compilation (evaluation not recorded for every run)")
-        + "; steady: training less compilation (README, \"What the time column counts\").\n")
+        + "; steady: training less compilation (README, \"What the time columns count\").\n")
     out.write("\nTable 3 (convergence: best over all epochs)\n\n")
     out.write(f"| run | best {metric_name} | Δ | epoch | phase ends |\n|---|---|---|---|---|\n")
     for row in report["table3"]:
