@@ -283,7 +283,7 @@ def _config_changes(run, config):
     # An option added to kc2f after the run started counts as its default, or as the value such a
     # run used (`PREDATING_VALUES`). Model options compare flat, as runs before their nesting
     # recorded them; those of other families (recorded flat by such runs) are not this run's.
-    defaults = type(config)(model=config.model).flat_dict()
+    defaults = type(config)(model=config.model, method=config.method).flat_dict()
     recorded = flat_options(recorded)
     saved = {**defaults, **recorded}
     current = config.flat_dict()

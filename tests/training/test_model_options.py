@@ -87,3 +87,24 @@ def test_kc2f_models_lists_each_family_s_options_from_its_dataclass():
     assert "| stretch_frames | int or null | None |" in text and "| patch_size" not in text
     unknown = CliRunner().invoke(main, ["models", "nope"])
     assert unknown.exit_code != 0 and "Unknown model 'nope'" in unknown.output
+
+
+def test_a_family_without_the_default_method_resumes_its_runs(tmp_path, monkeypatch):
+    # Resume compares against the family's defaults, built with the run's own method.
+    from kc2f.families import model_family as registry
+    from kc2f.training.preparation import _config_changes
+    from kc2f.training.run_directory import RunDirectory
+    from tests.families.toy_family import ToyFamily
+
+    class ShiftOnly(ToyFamily):
+        name = "shift-only"
+        methods = ("fshift",)
+
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+    registry.register_family(ShiftOnly())
+    config = RunConfig(model="shift-only", method="fshift", model_options={"frames": 32})
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config.to_dict()))
+    run = RunDirectory(tmp_path / "run")
+    assert _config_changes(run, config) is None
+    assert _config_changes(run, config.replace(frames=16)) == "frames: 32 -> 16"
