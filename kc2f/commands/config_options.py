@@ -31,7 +31,8 @@ def config_field(name):
     return fields[name]
 
 
-def _shown(value):
+def shown(value):
+    """An option's value as `--help` and `kc2f models` show it (lists comma-joined)."""
     return ",".join(str(item) for item in value) if isinstance(value, (tuple, list)) else str(value)
 
 
@@ -43,7 +44,7 @@ def option_help(field):
         text = text[:1].upper() + text[1:]
     default = field.default
     if default is not None and default is not dataclasses.MISSING and "None:" not in text:
-        text = f"{text} (default {_shown(default)})"
+        text = f"{text} (default {shown(default)})"
     return text if text.endswith(".") else text + "."
 
 
@@ -81,7 +82,7 @@ def config_option(name, *flags, path=None, help=None, default=None):
         kind = _TYPES[meta["kind"]]
     extra = {"callback": _parse_ints(name)} if meta["kind"] == "ints" else {}
     if default is not None:
-        extra.update(default=_shown(default) if meta["kind"] == "ints" else default, show_default=True)
+        extra.update(default=shown(default) if meta["kind"] == "ints" else default, show_default=True)
     flags = flags or (f"--{name.replace('_', '-')}",)
     return click.option(*flags, name, type=kind, help=help or option_help(field), **extra)
 

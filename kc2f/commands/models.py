@@ -4,11 +4,7 @@ import json
 
 import click
 
-
-def _value(value):
-    if value is None:
-        return "None"
-    return ",".join(str(item) for item in value) if isinstance(value, list) else str(value)
+from kc2f.commands.config_options import shown
 
 
 def format_family(info):
@@ -24,7 +20,7 @@ def format_family(info):
               "| option | type | default | help |", "|---|---|---|---|"]
     for option in info["options"]:
         help_text = option["help"] + (f" (one of {', '.join(option['choices'])})" if option["choices"] else "")
-        lines.append(f"| {option['name']} | {option['type']} | {_value(option['default'])} | {help_text} |")
+        lines.append(f"| {option['name']} | {option['type']} | {shown(option['default'])} | {help_text} |")
     return "\n".join(lines)
 
 

@@ -443,7 +443,9 @@ def flat_options(options):
 
 
 def load_file(path):
-    """Reads a YAML config file into a dictionary of options, its names checked (`RunConfig.split_options`)."""
+    """Reads a YAML config file into a dictionary of options, every name one kc2f knows (whether a
+    model option is the run's family's is checked once the family is known: `RunConfig.split_options`,
+    since `--model` may come from the command line)."""
     path = pathlib.Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -455,7 +457,10 @@ def load_file(path):
         return {}
     if not isinstance(data, dict):
         raise ValueError(f"Config file {path} must hold a mapping of options. Received: {type(data).__name__}")
-    RunConfig.split_options(data, str(path))
+    unknown = sorted(set(data) - set(RunConfig.known_names()))
+    if unknown:
+        raise ValueError(f"Unknown option '{unknown[0]}' in {path}. "
+                         f"Known options: {', '.join(sorted(RunConfig.known_names()))}")
     return data
 
 

@@ -108,3 +108,13 @@ def test_a_family_without_the_default_method_resumes_its_runs(tmp_path, monkeypa
     run = RunDirectory(tmp_path / "run")
     assert _config_changes(run, config) is None
     assert _config_changes(run, config.replace(frames=16)) == "frames: 32 -> 16"
+
+
+def test_a_config_file_s_model_options_follow_the_model_given_on_the_command_line(tmp_path):
+    # The file leaves `model` to --model: its HTS-AT option is checked against HTS-AT, not the default family.
+    path = tmp_path / "htsat.yaml"
+    path.write_text("stretch_frames: 101\n")
+    config = RunConfig.from_sources(path, model="htsat", method="fshift")
+    assert config.model_options.stretch_frames == 101
+    with pytest.raises(ValueError, match="not an option of model 'ast'"):
+        RunConfig.from_sources(path)
