@@ -32,19 +32,13 @@ point rose from 34.90% to 38.98% (45.67% FLOPs). Where a phase is shorter than
 the compilation the thread has nothing to hide behind: in the demo's recipe
 trimmed to 2 + 2 epochs (`jit: on`, four runs each way) the C = 2 steps took
 34-39 ms instead of 19-21 ms beside it, and the runs took 39-45 s against
-40-49 s (docs/method.md#where-the-time-goes). The thread runs at a lower CPU
-priority (`lower_thread_priority`, Linux), so that it takes the cores' idle
-time before the training's: in the demo's coarse-to-fine run (seed 0, 2 runs
-each way, alternated) the first C = 2 epoch's steps, which the compilation runs
-beside, took 3.84 and 3.67 s instead of 4.68 and 4.68 s, and the C = 2 phase
-14.3 and 13.9 s instead of 15.0 and 15.3 s. `KC2F_PRECOMPILE=0` turns it off.
+40-49 s (docs/method.md#where-the-time-goes). `KC2F_PRECOMPILE=0` turns it off.
 Data-parallel runs (their models live in a distribution scope of the main
 thread) and the torch backend (its steps are not compiled ahead by default)
 compile at the switch.
 """
 
 import os
-import sys
 import threading
 import time
 
@@ -52,28 +46,6 @@ import keras
 
 ENVIRONMENT_VARIABLE = "KC2F_PRECOMPILE"
 BACKENDS = ("jax", "tensorflow")
-NICENESS_STEP = 10  # CFS weighs a nice-10 thread about a tenth of a nice-0 one
-
-
-def lower_thread_priority(step=NICENESS_STEP):
-    """Raises the calling thread's nice value by `step` (at most 19) where the OS keeps one per thread (Linux).
-
-    The compilation ahead then takes the cores' idle time first and the training's last, instead of an equal
-    share: on 2 cores a thread of its own otherwise slows every step of the phase it runs beside. Threads it
-    starts inherit the value. Elsewhere, or where the OS refuses, nothing changes.
-
-    Returns:
-        The thread's new nice value, or `None` where it was left as it was.
-    """
-    if not sys.platform.startswith("linux") or not hasattr(os, "setpriority"):
-        return None
-    thread = threading.get_native_id()
-    try:
-        niceness = min(19, os.getpriority(os.PRIO_PROCESS, thread) + step)
-        os.setpriority(os.PRIO_PROCESS, thread, niceness)
-    except OSError:
-        return None
-    return niceness
 
 
 def precompile_wanted(distribute="none"):
@@ -159,7 +131,6 @@ class PhasePrecompiler(keras.callbacks.Callback):
 
     def _run(self, factor, policy):
         keras.config.set_dtype_policy(policy)  # Keras keeps it per thread
-        lower_thread_priority()
         start = time.perf_counter()
         try:
             self._result = self.prepare(factor)

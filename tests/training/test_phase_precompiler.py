@@ -1,18 +1,12 @@
 """PhasePrecompiler: the next phase compiled on a background thread changes no result."""
 
 import json
-import os
-import sys
-import threading
 
 import keras
 import numpy as np
 import pytest
 
-from kc2f.training.phase_precompiler import (ENVIRONMENT_VARIABLE, NICENESS_STEP, PhasePrecompiler,
-                                             lower_thread_priority, precompile_wanted, warm_up)
-
-LINUX = sys.platform.startswith("linux")
+from kc2f.training.phase_precompiler import ENVIRONMENT_VARIABLE, precompile_wanted, warm_up
 
 
 def _fit(run_dir, synthetic_dir, precompile, monkeypatch, **overrides):
@@ -83,26 +77,3 @@ def test_precompile_is_on_by_default_off_by_the_variable_and_for_data_parallel_r
     assert precompile_wanted("data-parallel") is False
     monkeypatch.setenv(ENVIRONMENT_VARIABLE, "0")
     assert precompile_wanted() is False
-
-
-def _nice():
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-
-def test_the_compilation_ahead_runs_at_a_lower_priority_than_the_training():
-    seen = {}
-
-    def prepare(factor):
-        seen["factor"] = factor
-        seen["nice"] = _nice() if LINUX else None
-        return "prepared"
-
-    before = _nice() if LINUX else None
-    precompiler = PhasePrecompiler(prepare, lambda: 1, log=lambda line: None)
-    precompiler.on_train_batch_end(0)
-    assert precompiler.take(1) == "prepared" and seen["factor"] == 1
-    if LINUX:
-        assert seen["nice"] == min(19, before + NICENESS_STEP)
-        assert _nice() == before  # the training's thread keeps its priority
-    else:
-        assert lower_thread_priority() is None
