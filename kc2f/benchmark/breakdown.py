@@ -2,7 +2,8 @@
 
 Per size × method × factor, five functions of the same model and batch, each
 compiled separately (XLA: `jax.jit` on JAX, `tf.function(jit_compile=True)`
-on TensorFlow) and timed device-synchronised, round-robin (one call of each
+on TensorFlow; with `--jit off`, TensorFlow's parts and step are graphs without
+XLA, as `kc2f fit` runs them on a CPU) and timed device-synchronised, round-robin (one call of each
 per round, so a busy moment of a shared machine hits all parts alike):
 
 - `fbank`: the Kaldi fbank of the waveforms;
@@ -26,7 +27,7 @@ import time
 
 import keras
 
-from kc2f.benchmark.backend import release, synchronize, to_device
+from kc2f.benchmark.backend import jit_label, release, synchronize, to_device
 from kc2f.benchmark.errors import BenchError
 from kc2f.benchmark.rows import measure_rows
 from kc2f.benchmark.step import TrainStep, build_model, compile_model, synthetic_batch
@@ -67,18 +68,22 @@ def _jax_parts(model, loss, x, y):
 def _tensorflow_parts(model, loss, x, y):
     import tensorflow as tf
 
-    @tf.function(jit_compile=True)
+    # The parts are compiled as the step is (`--jit off`: TensorFlow graphs without XLA, what `kc2f fit`
+    # runs on a CPU), so that their differences add up to the step being broken down.
+    jit = bool(model.jit_compile)
+
+    @tf.function(jit_compile=jit)
     def forward(x, y):
         return loss(y, model(x, training=True))
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=jit)
     def forward_backward(x, y):
         with tf.GradientTape() as tape:
             value = loss(y, model(x, training=True))
         return value, tape.gradient(value, model.trainable_variables)
 
-    fbank = tf.function(lambda x: model.fbank(x), jit_compile=True)
-    compression = tf.function(lambda x: model.pooling(model.fbank(x)), jit_compile=True)
+    fbank = tf.function(lambda x: model.fbank(x), jit_compile=jit)
+    compression = tf.function(lambda x: model.pooling(model.fbank(x)), jit_compile=jit)
     return {
         "fbank": lambda: fbank(x),
         "fbank_compression": lambda: compression(x),
@@ -123,7 +128,7 @@ def breakdown_row(spec, size, method, factor):
     row = {
         "size": size.name, "hidden_dim": size.hidden_dim, "depth": size.depth, "num_heads": size.num_heads,
         "method": method, "factor": factor, "tokens": int(model.position_embedding.num_tokens),
-        "batch": spec.batch, "seconds": spec.seconds, "frames": spec.target_frames, "steps": spec.steps,
+        "jit": jit_label(model), "batch": spec.batch, "seconds": spec.seconds, "frames": spec.target_frames, "steps": spec.steps,
         **{f"{name}_ms": value for name, value in ms.items()},
         **{f"{name}_compile_s": first[name] for name in PARTS},
         "compression_ms": ms["fbank_compression"] - ms["fbank"],
@@ -143,7 +148,7 @@ def measure_breakdown(spec, *, log=None):
 def format_breakdown_row(result, row):
     return (
         f"kc2f[{result['backend']}] breakdown size={row['size']} method={row['method']} C={row['factor']} "
-        f"tokens={row['tokens']} batch={row['batch']} fbank_ms={row['fbank_ms']:.1f} "
+        f"tokens={row['tokens']} jit={row['jit']} batch={row['batch']} fbank_ms={row['fbank_ms']:.1f} "
         f"compression_ms={row['compression_ms']:.1f} transformer_forward_ms={row['transformer_forward_ms']:.1f} "
         f"backward_ms={row['backward_ms']:.1f} optimizer_ms={row['optimizer_ms']:.1f} step_ms={row['step_ms']:.1f} "
         f"step_compile_s={row['step_compile_s']:.1f}"

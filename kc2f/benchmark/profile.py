@@ -17,6 +17,7 @@ anomaly of issue 35: the C = 2 step slower than C = 1).
 import collections
 import os
 import pathlib
+import re
 import time
 
 import keras
@@ -28,10 +29,20 @@ from kc2f.benchmark.step import TrainStep, build_model, compile_model, synthetic
 
 TOP_OPS = 12
 # Events that stand for a whole step or call (the step function, the executors around the ops,
-# Python frames: `$file:line`), a thread waiting, or the end marker of an op: summed, they would
-# top every table without naming an op.
+# TensorFlow's eager dispatch, Eigen's thread-pool loops inside an op, Python frames: `$file:line`),
+# a thread waiting, or the end marker of an op: summed, they would top every table without naming an op
+# (on a CPU, TensorFlow's `ExecutorState::Process` and `KernelAndDeviceFunc::Run` did, at 38% and 24%).
 _NOT_OPS = ("one_step_on_data", "__inference", "Execute", "BlockUntilReady", "Await", "Wait", "PjitFunction",
-            "$", "end: ")
+            "ExecutorState::", "KernelAndDeviceFunc::", "ParallelFor", "$", "end: ")
+_NUMBERED = re.compile(r"[._]\d+$")
+
+
+def op_kind(name):
+    """What an op is, less where it is: TensorFlow's `scope/name:Type` gives `Type`; XLA's numbered
+    instructions lose their number (`fusion.12` and `fusion.3` are both `fusion`)."""
+    if ":" in name and " " not in name:
+        return name.rsplit(":", 1)[1]
+    return _NUMBERED.sub("", name)
 
 
 def _lines(path):
@@ -68,7 +79,10 @@ def top_ops(trace_dir, steps, top=TOP_OPS):
     Returns:
         dict: `where` (`"device"` or `"host"`: which planes were summed), `ops`
         (`[{"name", "ms_per_step", "count_per_step", "share"}]`, most time first;
-        `share` of the summed planes' total).
+        `share` of the summed planes' total) and `kinds`, the same summed by
+        `op_kind` (every layer's matmuls together: what a factor's time goes to).
+        On a CPU, ops of two threads overlap: shares are of the summed op time,
+        not of the step's wall time.
     """
     files = sorted(pathlib.Path(trace_dir).rglob("*.xplane.pb"), key=os.path.getmtime)
     if not files:
@@ -86,9 +100,16 @@ def top_ops(trace_dir, steps, top=TOP_OPS):
                 counts[name] += 1
     where = "device" if totals["device"] else "host"
     grand = sum(totals[where].values()) or 1.0
-    ops = [{"name": name, "ms_per_step": ns / 1e6 / steps, "count_per_step": counts[name] / steps,
-            "share": ns / grand} for name, ns in totals[where].most_common(top)]
-    return {"where": where, "ops": ops}
+    kinds, kind_counts = collections.Counter(), collections.Counter()
+    for name, ns in totals[where].items():
+        kinds[op_kind(name)] += ns
+        kind_counts[op_kind(name)] += counts[name]
+
+    def rows(summed, how_many):
+        return [{"name": name, "ms_per_step": ns / 1e6 / steps, "count_per_step": how_many[name] / steps,
+                 "share": ns / grand} for name, ns in summed.most_common(top)]
+
+    return {"where": where, "ops": rows(totals[where], counts), "kinds": rows(kinds, kind_counts)}
 
 
 def _trace(trace_dir, run_steps):
@@ -151,9 +172,15 @@ def format_profile_row(result, row):
     lines = [f"kc2f[{result['backend']}] profile size={row['size']} method={row['method']} C={row['factor']} "
              f"tokens={row['tokens']} batch={row['batch']} traced_step_ms={row['traced_step_ms']:.1f} "
              f"compile_s={row['compile_s']:.1f} top {row['where']} ops per step ({row['trace_dir']}):"]
-    lines += [f"  {op['ms_per_step']:9.3f} ms  {100 * op['share']:5.1f}%  x{op['count_per_step']:g}  {op['name']}"
-              for op in row["ops"]]
+    lines += [_op_line(op) for op in row["ops"]]
+    if row.get("kinds"):
+        lines.append(f"  top {row['where']} op kinds per step (the ops above and the rest, summed by kind):")
+        lines += [_op_line(op) for op in row["kinds"]]
     return "\n".join(lines)
+
+
+def _op_line(op):
+    return f"  {op['ms_per_step']:9.3f} ms  {100 * op['share']:5.1f}%  x{op['count_per_step']:g}  {op['name']}"
 
 
 def format_profile(result):

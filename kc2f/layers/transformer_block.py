@@ -82,7 +82,7 @@ class TransformerBlock(keras.layers.Layer):
     def call(self, inputs, training=None):
         tokens = ops.shape(inputs)[1]
         qkv = ops.reshape(self.qkv(self.norm1(inputs)), (-1, tokens, 3, self.num_heads, self.head_dim))
-        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        q, k, v = ops.unstack(qkv, 3, axis=2)
         attended = ops.dot_product_attention(q, k, v)
         attended = ops.reshape(attended, (-1, tokens, self.hidden_dim))
         x = inputs + self.dropout(self.proj(attended), training=training)
