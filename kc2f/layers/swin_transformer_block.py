@@ -216,7 +216,7 @@ class SwinTransformerBlock(keras.layers.Layer):
             x = ops.roll(ops.roll(x, -sh, axis=1), -sw, axis=2)
         x = self.qkv(self._windows(x))
         x = ops.transpose(ops.reshape(x, (-1, n, 3, self.num_heads, self.head_dim)), (2, 0, 3, 1, 4))
-        q, k, v = x[0], x[1], x[2]  # (batch·windows, heads, N, head_dim)
+        q, k, v = ops.unstack(x, 3, axis=0)  # (batch·windows, heads, N, head_dim); see TransformerBlock
         scores = ops.matmul(q * (self.head_dim ** -0.5), ops.transpose(k, (0, 1, 3, 2)))
         bias = ops.take(self.relative_position_bias_table, self._index, axis=0)
         scores = scores + ops.cast(ops.transpose(ops.reshape(bias, (n, n, self.num_heads)), (2, 0, 1)),

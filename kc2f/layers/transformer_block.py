@@ -82,6 +82,8 @@ class TransformerBlock(keras.layers.Layer):
     def call(self, inputs, training=None):
         tokens = ops.shape(inputs)[1]
         qkv = ops.reshape(self.qkv(self.norm1(inputs)), (-1, tokens, 3, self.num_heads, self.head_dim))
+        # Not three slices: on TensorFlow without XLA each slice's gradient writes a zero-filled copy
+        # of the whole projection (35 ms of a 142 ms profiled CPU step, 66 tokens); unstack's is one stack.
         q, k, v = ops.unstack(qkv, 3, axis=2)
         attended = ops.dot_product_attention(q, k, v)
         attended = ops.reshape(attended, (-1, tokens, self.hidden_dim))
