@@ -183,14 +183,7 @@ class KaldiFbank(keras.layers.Layer):
             # Shorter than one frame: no frames (the frame gather below cannot take an
             # empty index on every backend).
             return ops.zeros((ops.shape(x)[0], 0, self.num_mel_bins), dtype="float32")
-        # Pad by a static amount, then slice, so the frame gather has a static
-        # shape on every backend whatever the input length.
-        needed = (frames - 1) * self.hop_length + self.window_length if frames else 0
-        x = ops.pad(x, [[0, 0], [0, needed]])[:, :needed]
-        index = (
-            np.arange(frames)[:, None] * self.hop_length + np.arange(self.window_length)[None, :]
-        ).astype("int32")
-        x = ops.take(x, index, axis=1)  # (batch, frames, window)
+        x = self._frames(x, frames)  # (batch, frames, window)
 
         x = x - ops.mean(x, axis=-1, keepdims=True)
         previous = ops.concatenate([x[..., :1], x[..., :-1]], axis=-1)
@@ -209,6 +202,25 @@ class KaldiFbank(keras.layers.Layer):
         )
         frame_mask = ops.arange(frames)[None, :] < valid_frames[:, None]
         return ops.where(frame_mask[..., None], x, 0.0)
+
+    def _frames(self, x, frames):
+        """`(batch, frames, window)`: frame `i` is `x[:, i * hop : i * hop + window]`, zero past the end.
+
+        Rows of `hop` samples, then `window // hop` shifted views of them and a part of one more,
+        side by side: the same values as a gather of every frame's samples (the fbank's costliest
+        op on TensorFlow without XLA), and the whole fbank 16-18% faster there (32 clips of
+        1.28 s at 8 and 16 kHz, 2 CPU cores).
+        """
+        hop, window = self.hop_length, self.window_length
+        whole, part = divmod(window, hop)
+        rows = frames + whole - (0 if part else 1)
+        # Pad by a static amount, then slice, so every shape is static whatever the input length.
+        x = ops.pad(x, [[0, 0], [0, rows * hop]])[:, :rows * hop]
+        x = ops.reshape(x, (-1, rows, hop))
+        pieces = [x[:, j:j + frames] for j in range(whole)]
+        if part:
+            pieces.append(x[:, whole:whole + frames, :part])
+        return pieces[0] if len(pieces) == 1 else ops.concatenate(pieces, axis=-1)
 
     def compute_output_shape(self, input_shape):
         if isinstance(input_shape, dict):
