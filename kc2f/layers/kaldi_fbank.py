@@ -180,8 +180,7 @@ class KaldiFbank(keras.layers.Layer):
         else:
             frames = self.target_frames
         if frames == 0:
-            # Shorter than one frame: no frames (the frame gather below cannot take an
-            # empty index on every backend).
+            # Shorter than one frame: no frames (the framing below needs at least one).
             return ops.zeros((ops.shape(x)[0], 0, self.num_mel_bins), dtype="float32")
         x = self._frames(x, frames)  # (batch, frames, window)
 
