@@ -102,8 +102,9 @@ def top_ops(trace_dir, steps, top=TOP_OPS):
     grand = sum(totals[where].values()) or 1.0
     kinds, kind_counts = collections.Counter(), collections.Counter()
     for name, ns in totals[where].items():
-        kinds[op_kind(name)] += ns
-        kind_counts[op_kind(name)] += counts[name]
+        kind = op_kind(name)
+        kinds[kind] += ns
+        kind_counts[kind] += counts[name]
 
     def rows(summed, how_many):
         return [{"name": name, "ms_per_step": ns / 1e6 / steps, "count_per_step": how_many[name] / steps,

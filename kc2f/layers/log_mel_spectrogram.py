@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kc2f.layers.kaldi_fbank import frame_signal
+
 # Slaney's mel scale (librosa.hz_to_mel(htk=False)): linear below 1 kHz, logarithmic above.
 _SLANEY_F_SP = 200.0 / 3.0
 _SLANEY_MIN_LOG_HZ = 1000.0
@@ -172,14 +174,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         tail = ops.take(x, tail_index, axis=1)
         x = ops.concatenate([head, x, tail], axis=1)
         frames = self.num_frames(num_samples) if self.target_frames is None else self.target_frames
-        # Pad by a static amount, then slice: the frame gather below has a static shape
-        # whatever the input length.
-        needed = (frames - 1) * self.hop_length + self.fft_length
-        x = ops.pad(x, [[0, 0], [0, needed]])[:, :needed]
-        index = (
-            np.arange(frames)[:, None] * self.hop_length + np.arange(self.fft_length)[None, :]
-        ).astype("int32")
-        x = ops.take(x, index, axis=1) * self._window  # (batch, frames, fft_length)
+        x = frame_signal(x, frames, self.hop_length, self.fft_length) * self._window  # (batch, frames, fft_length)
         real, imag = ops.rfft(x, fft_length=self.fft_length)
         mel = ops.matmul(real * real + imag * imag, self._filters)
         return 10.0 * ops.log10(ops.maximum(mel, self.amin)) - self._db_offset
