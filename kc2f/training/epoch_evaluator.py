@@ -5,6 +5,7 @@ import time
 import keras
 import numpy as np
 
+from kc2f.data.repeated_passes import RepeatedPasses
 from kc2f.training.metrics import compute_metrics
 from kc2f.training.run_state import EpochResult
 
@@ -125,6 +126,7 @@ class EpochEvaluator(keras.callbacks.Callback):
         self.state = state
         self.eval_model = None
         self._start = None
+        self._passes = None
 
     def warm_up(self, model, dataset):
         """Runs `model` through the evaluation path once on `dataset`, recording nothing: what
@@ -143,9 +145,12 @@ class EpochEvaluator(keras.callbacks.Callback):
             for target, source in zip(self.eval_model.weights, self.model.weights):
                 target.assign(source.numpy())
             model = self.eval_model
-        values = self.evaluate(model, self.dataset_fn()) if self.evaluate is not None else None
+        dataset = self.dataset_fn()
+        if self._passes is None or self._passes.dataset is not dataset:
+            self._passes = RepeatedPasses(dataset)  # one iterator for every epoch's pass
+        values = self.evaluate(model, self._passes) if self.evaluate is not None else None
         if values is None:
-            scores, labels, logits = predict_scores(model, self.dataset_fn(), self.multilabel, return_logits=True)
+            scores, labels, logits = predict_scores(model, self._passes, self.multilabel, return_logits=True)
             values = {name: float(value) for name, value in compute_metrics(scores, labels, self.multilabel).items()}
             loss = cross_entropy(logits, labels, self.multilabel)
         else:  # a family scoring its own objective reports its loss among its values
