@@ -27,7 +27,10 @@ class RepeatedPasses:
 
     Every pass must be read to its end (a pass left early would leave the
     next one starting mid-way); `predict_scores` and the families'
-    `evaluate` read whole passes.
+    `evaluate` read whole passes. Between passes the iterator reads on into
+    the next pass as far as its pipeline's buffers go (its prefetch and
+    parallel map; with 6 elements in 2 batches, the whole next pass) and
+    holds what it read until that pass is read.
     """
 
     def __init__(self, dataset):
