@@ -14,9 +14,11 @@ from kc2f.commands.output import keras_verbosity, log_function, results_stdout
 @click.option("--data-dir", type=click.Path(file_okay=False),
               help="Where the synthetic set is generated (default: the kc2f cache, $KC2F_CACHE_DIR).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of both runs.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override any of the demo's options, as kc2f fit's --set (repeatable), e.g. --set decay_rate=0.85.")
 @click.option("--json", "as_json", is_flag=True, help="Print the tables as JSON on stdout (logs go to stderr).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def demo(out_dir, data_dir, seed, as_json, quiet):
+def demo(out_dir, data_dir, seed, sets, as_json, quiet):
     """Train the full-resolution baseline and a maxpool 2→1 run on the embedded synthetic set
     (8 classes, generated on first use; about 5 minutes on 2 CPU cores), then print Table 2
     (accuracy when the coarse-to-fine run first reaches the baseline's best, FLOPs and time
@@ -29,8 +31,8 @@ def demo(out_dir, data_dir, seed, as_json, quiet):
 
     try:
         with results_stdout(as_json):  # --json: Keras' progress bars go to stderr with the logs
-            result = run_demo(out_dir, log=log_function(as_json), verbose=keras_verbosity(quiet, as_json), data_dir=data_dir,
-                              seed=seed)
+            result = run_demo(out_dir, log=log_function(as_json), verbose=keras_verbosity(quiet, as_json), sets=sets,
+                              data_dir=data_dir, seed=seed)
     except ValueError as error:  # RunError is a ValueError
         raise click.ClickException(str(error)) from None
     if as_json:

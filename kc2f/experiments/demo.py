@@ -40,12 +40,15 @@ DEMO_OPTIONS = {
 }
 
 
-def demo_config(**overrides):
-    """The demo's `RunConfig`: `DEMO_OPTIONS` with `overrides` (any `RunConfig` or model option)."""
-    return RunConfig.from_dict({**DEMO_OPTIONS, **overrides}, source="the demo's options")
+def demo_config(sets=(), **overrides):
+    """The demo's `RunConfig`: `DEMO_OPTIONS`, then `sets` (`--set key=value` texts), then
+    `overrides` (any `RunConfig` or model option; `None` values are left out)."""
+    if not sets:
+        return RunConfig.from_dict({**DEMO_OPTIONS, **overrides}, source="the demo's options")
+    return RunConfig.from_sources(None, sets, defaults=DEMO_OPTIONS, **overrides)
 
 
-def run_demo(out_dir="runs/demo", *, log=print, verbose=0, **overrides):
+def run_demo(out_dir="runs/demo", *, log=print, verbose=0, sets=(), **overrides):
     """Trains the demo's baseline and maxpool 2→1 run; re-running resumes or reuses them.
 
     Args:
@@ -53,12 +56,15 @@ def run_demo(out_dir="runs/demo", *, log=print, verbose=0, **overrides):
             `table2.csv`, `table3.csv`, `tables.json` and the plots.
         log: function taking one line of text (progress, then the tables).
         verbose: Keras progress-bar verbosity.
+        sets: `--set key=value` texts replacing the demo's options (e.g.
+            `("decay_rate=0.85", "hidden_dim=256")`; docs/method.md "The demo's
+            recipe" lists recipes tried this way).
         **overrides: `RunConfig` options replacing the demo's (e.g. `data_dir`, `seed`).
 
     Returns:
         `run_sweep`'s dict, with `plot`: the path of `metric_vs_flops.png`.
     """
-    result = run_sweep(demo_config(**overrides), out_dir, [DEMO_METHOD], [list(DEMO_FACTORS)],
+    result = run_sweep(demo_config(sets, **overrides), out_dir, [DEMO_METHOD], [list(DEMO_FACTORS)],
                        log=log, verbose=verbose)
     result["plot"] = str(pathlib.Path(out_dir) / PLOTS[0])
     return result

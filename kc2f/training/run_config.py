@@ -336,15 +336,17 @@ class RunConfig(OptionSet):
         return cls(**run, model_options=model)
 
     @classmethod
-    def from_sources(cls, config_file=None, sets=(), **cli):
-        """Defaults ← YAML `config_file` ← `--set key=value` items ← CLI options that are not None.
+    def from_sources(cls, config_file=None, sets=(), *, defaults=None, **cli):
+        """Defaults ← `defaults` ← YAML `config_file` ← `--set key=value` items ← CLI options that are not None.
 
         A `--set` key is a run option, a model option (`hidden_dim`), or one
         written `model_options.hidden_dim`; model options are parsed with the
         types of the run's family, known once every source is read.
+        `defaults` is a dict of options in a config file's form (a command's
+        own recipe, e.g. the demo's).
         """
         source = str(config_file) if config_file else "command line"
-        options = load_file(config_file) if config_file else {}
+        options = {**(defaults or {}), **(load_file(config_file) if config_file else {})}
         model_texts = {}
         for item in sets:
             if "=" not in item:

@@ -37,6 +37,26 @@ def test_demo_command_trains_both_runs_and_prints_the_tables_as_json(tmp_path, m
     assert "Plot of accuracy against training FLOPs" in again.output
 
 
+def test_set_replaces_the_demos_options_and_keeps_the_rest():
+    changed = demo_lib.demo_config(("decay_rate=0.85", "hidden_dim=256", "batch_size=32"), seed=2)
+    assert changed == demo_lib.demo_config(decay_rate=0.85, hidden_dim=256, batch_size=32, seed=2)
+    assert (changed.decay_rate, changed.model_options.hidden_dim, changed.batch_size, changed.seed) == (0.85, 256, 32, 2)
+    default = demo_lib.demo_config()
+    assert (changed.clips_per_class, changed.epochs, changed.model_options.depth) == \
+        (default.clips_per_class, default.epochs, default.model_options.depth) == (200, 10, 2)
+    assert demo_lib.demo_config(("model_options.depth=3",), data_dir=None).model_options.depth == 3
+
+
+def test_a_bad_set_is_a_one_line_error_before_anything_is_written(tmp_path):
+    out = tmp_path / "demo"
+    for item, words in (("decay_rat=0.85", "decay_rat"), ("decay_rate", "key=value"), ("hidden_dim=wide", "hidden_dim")):
+        result = CliRunner().invoke(demo_command, ["--out", str(out), "--data-dir", str(tmp_path / "data"),
+                                                   "--quiet", "--set", item])
+        assert result.exit_code != 0 and words in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not out.exists() and not (tmp_path / "data").exists()
+
+
 def test_clips_per_class_is_refused_for_a_dataset_on_disk(tmp_path):
     from kc2f.training.run_config import RunConfig
     from kc2f.training.trainer import plan_run
