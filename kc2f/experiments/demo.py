@@ -43,8 +43,6 @@ DEMO_OPTIONS = {
 def demo_config(sets=(), **overrides):
     """The demo's `RunConfig`: `DEMO_OPTIONS`, then `sets` (`--set key=value` texts), then
     `overrides` (any `RunConfig` or model option; `None` values are left out)."""
-    if not sets:
-        return RunConfig.from_dict({**DEMO_OPTIONS, **overrides}, source="the demo's options")
     return RunConfig.from_sources(None, sets, defaults=DEMO_OPTIONS, **overrides)
 
 
