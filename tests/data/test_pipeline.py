@@ -95,7 +95,12 @@ def test_mixup_labels_sum_to_one(folder):
     assert not np.allclose(plain[0], waves)
 
 
-def test_cache_gives_identical_batches(folder):
+@pytest.mark.parametrize("fill_batch", [3, 256])
+def test_cache_gives_identical_batches(folder, monkeypatch, fill_batch):
+    # The cache is filled in ragged batches of clips of different lengths, one or several.
+    from kc2f.data import pipeline
+
+    monkeypatch.setattr(pipeline, "_CACHE_FILL_BATCH", fill_batch)
     examples, labels = build_index("folder", folder, "train")
     for training in (False, True):
         a = collect(make_dataset(examples, labels, SPEC, batch_size=4, training=training, epoch=2))

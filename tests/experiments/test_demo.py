@@ -38,12 +38,13 @@ def test_demo_command_trains_both_runs_and_prints_the_tables_as_json(tmp_path, m
 
 
 def test_set_replaces_the_demos_options_and_keeps_the_rest():
-    changed = demo_lib.demo_config(("decay_rate=0.85", "hidden_dim=256", "batch_size=32"), seed=2)
-    assert changed == demo_lib.demo_config(decay_rate=0.85, hidden_dim=256, batch_size=32, seed=2)
-    assert (changed.decay_rate, changed.model_options.hidden_dim, changed.batch_size, changed.seed) == (0.85, 256, 32, 2)
+    changed = demo_lib.demo_config(("decay_rate=0.85", "hidden_dim=256", "batch_size=16"), seed=2)
+    assert changed == demo_lib.demo_config(decay_rate=0.85, hidden_dim=256, batch_size=16, seed=2)
+    assert (changed.decay_rate, changed.model_options.hidden_dim, changed.batch_size, changed.seed) == (0.85, 256, 16, 2)
     default = demo_lib.demo_config()
     assert (changed.clips_per_class, changed.epochs, changed.model_options.depth) == \
-        (default.clips_per_class, default.epochs, default.model_options.depth) == (200, 10, 2)
+        (default.clips_per_class, default.epochs, default.model_options.depth) == (200, 14, 2)
+    assert changed.model_options.patch_size == default.model_options.patch_size == (16, 8)
     assert demo_lib.demo_config(("model_options.depth=3",), data_dir=None).model_options.depth == 3
 
 
