@@ -318,11 +318,12 @@ def _file_elements(paths, rate_index, rate_list, label_matrix, spec, training, c
                     deterministic=True)
         # Read back in ragged batches: one Python step per clip cost ~0.5 ms of a clip's ~1.3 ms
         # (the demo's 1600 clips: 2.1 s against 1.3 s, 2 CPU cores).
-        parts = [(batch.flat_values.numpy(), batch.row_lengths().numpy())
-                 for batch in ds.ragged_batch(_CACHE_FILL_BATCH)]
-        lengths = np.concatenate([p[1] for p in parts]).astype(np.int64) if parts else np.zeros(0, np.int64)
-        flat = (np.concatenate([p[0] for p in parts]).astype(np.float32) if parts
-                else np.zeros(0, np.float32))
+        waves, lengths = [np.zeros(0, np.float32)], [np.zeros(0, np.int64)]  # no clips: empty arrays
+        for batch in ds.ragged_batch(_CACHE_FILL_BATCH):
+            waves.append(batch.flat_values.numpy())
+            lengths.append(batch.row_lengths().numpy())
+        flat = np.concatenate(waves).astype(np.float32)
+        lengths = np.concatenate(lengths).astype(np.int64)
         if cache_store is not None:
             cache_store.update(key=key, flat=flat, lengths=lengths)
     offsets_t = tf.constant(np.concatenate([[0], np.cumsum(lengths)[:-1]]))
