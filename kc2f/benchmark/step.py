@@ -13,6 +13,7 @@ import numpy as np
 from kc2f.benchmark.backend import resolve_jit, synchronize, to_device
 from kc2f.benchmark.errors import BenchError
 from kc2f.families import family_of, get_family
+from kc2f.training.phase_optimizer import adam_optimizer
 from kc2f.training.run_config import RunConfig
 
 def build_model(size, method, factor, spec):
@@ -36,9 +37,7 @@ def build_model(size, method, factor, spec):
 
 def compile_model(model, spec):
     """Adam (AST's betas and weight decay) + cross-entropy on logits, as `kc2f fit`; `spec.jit` for XLA."""
-    optimizer = keras.optimizers.Adam(
-        learning_rate=1e-4, beta_1=0.95, beta_2=0.999, weight_decay=5e-7
-    )
+    optimizer = adam_optimizer(1e-4, beta_1=0.95, beta_2=0.999, weight_decay=5e-7)
     if spec.multilabel:
         loss = keras.losses.BinaryCrossentropy(from_logits=True)
     else:

@@ -4,6 +4,7 @@ import keras
 
 from kc2f.families import ModelFamily
 from kc2f.training.epoch_scale_schedule import EpochScaleSchedule, parse_epoch_scales
+from kc2f.training.lean_adam import LeanAdam
 from kc2f.training.run_config import DEFAULT_LR_SCHEDULE, DEFAULT_WARMUP_STEPS
 from kc2f.training.warmup_plateau_decay import WarmupPlateauDecay
 from kc2f.training.warmup_step_decay import WarmupStepDecay
@@ -64,13 +65,9 @@ def compile_phase(model, config, multilabel, steps_per_epoch, family=None, sched
         The optimizer.
     """
     schedule = schedule or learning_rate_schedule(config, steps_per_epoch)
-    optimizer_class = keras.optimizers.AdamW if config.optimizer == "adamw" else keras.optimizers.Adam
-    optimizer = optimizer_class(
-        learning_rate=schedule,
-        beta_1=config.beta_1,
-        beta_2=config.beta_2,
-        weight_decay=config.weight_decay or None,
-    )
+    # Keras 3's Adam and AdamW are the same update (decoupled weight decay; AdamW only
+    # defaults it to 0.004), which `adam_optimizer` builds with its step scalars shared.
+    optimizer = adam_optimizer(schedule, config.beta_1, config.beta_2, config.weight_decay)
     if isinstance(schedule, WarmupPlateauDecay):
         schedule.attach(optimizer)
     loss = (family or ModelFamily()).compile_loss(multilabel)
@@ -89,3 +86,12 @@ def current_learning_rate(optimizer):
     """The learning rate the optimizer's schedule gives at its current step."""
     lr = optimizer.learning_rate
     return float(keras.ops.convert_to_numpy(lr(optimizer.iterations) if callable(lr) else lr))
+
+
+def adam_optimizer(learning_rate, beta_1, beta_2, weight_decay):
+    """Adam with decoupled `weight_decay`: `LeanAdam`, or on PyTorch Keras' own Adam (which
+    Keras runs there as a fused torch update, per-variable scalars included)."""
+    if keras.backend.backend() == "torch":
+        return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                                     weight_decay=weight_decay or None)
+    return LeanAdam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, weight_decay=weight_decay)

@@ -133,6 +133,24 @@ def test_a_cache_store_decodes_the_clips_once_for_every_phase(folder, monkeypatc
     assert len(calls) == 2 and store["lengths"].size == len(examples) - 1
 
 
+def test_cache_fill_reads_plain_wavs_with_numpy_as_the_graph_decoder_does(folder, monkeypatch):
+    # Mono WAVs at the pipeline's rate are read by NumPy, the rest (8 and 44.1 kHz here) by the
+    # graph decoder and resampler; forcing every clip through the graph gives the same cache.
+    from kc2f.data import pipeline
+
+    examples, labels = build_index("folder", folder, "train")
+    real, read = pipeline.read_mono_wav, []
+    monkeypatch.setattr(pipeline, "read_mono_wav", lambda path: read.append(real(path)) or read[-1])
+    mixed = {}
+    make_dataset(examples, labels, SPEC, batch_size=4, training=True, cache=True, cache_store=mixed)
+    assert sum(r is not None for r in read) == 4  # the 16 kHz files (2- and 3-byte PCM)
+    monkeypatch.setattr(pipeline, "read_mono_wav", lambda path: None)
+    graph = {}
+    make_dataset(examples, labels, SPEC, batch_size=4, training=True, cache=True, cache_store=graph)
+    np.testing.assert_array_equal(mixed["lengths"], graph["lengths"])
+    np.testing.assert_array_equal(mixed["flat"], graph["flat"])
+
+
 def write_bad_files(root):
     """One file per kind of problem, plus two good ones; returns examples and expected reasons."""
     os.makedirs(root, exist_ok=True)
