@@ -20,7 +20,7 @@ from kc2f.commands.output import keras_verbosity, log_function, results_stdout
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out_dir, data_dir, seed, sets, as_json, quiet):
     """Train the full-resolution baseline and a maxpool 2→1 run on the embedded synthetic set
-    (8 classes, generated on first use; about 3 minutes on 2 CPU cores), then print Table 2
+    (8 classes, generated on first use; about 2 minutes on 2 CPU cores), then print Table 2
     (accuracy when the coarse-to-fine run first reaches the baseline's best, FLOPs and time
     saved) and Table 3 (best accuracy), and the path of the accuracy-vs-FLOPs plot.
 

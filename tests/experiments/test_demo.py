@@ -68,7 +68,7 @@ def test_clips_per_class_is_refused_for_a_dataset_on_disk(tmp_path):
 
 @pytest.mark.slow
 def test_the_demo_shows_the_method_working(tmp_path):
-    """The README's main command as it runs (about 2 minutes on 2 CPU cores: 128 s on 2026-12-07)."""
+    """The README's main command as it runs (about 2 minutes on 2 CPU cores: 118 s on 2026-12-07, f655590)."""
     result = demo_lib.run_demo(tmp_path / "demo", log=lambda line: None, data_dir=str(tmp_path / "data"))
     baseline = result["runs"][0]["summary"]
     coarse_to_fine = result["runs"][1]["summary"]
