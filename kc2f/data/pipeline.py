@@ -20,8 +20,8 @@ import numpy as np
 import tensorflow as tf
 
 from kc2f.data import audio as audio_lib
-from kc2f.data.audio import read_mono_wav
 from kc2f.data import packing
+from kc2f.data.audio import read_mono_wav
 from kc2f.data.bad_audio import (  # noqa: F401  (BadAudio*, validate_audio: the pipeline's API)
     BAD_AUDIO_REASONS,
     BadAudio,

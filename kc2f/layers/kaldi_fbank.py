@@ -93,11 +93,12 @@ class KaldiFbank(keras.layers.Layer):
     `torchaudio.compliance.kaldi.fbank(htk_compat=True, use_energy=False,
     window_type='hanning', dither=0.0)`. This layer computes the same thing with
     `keras.ops` only, so it runs on the accelerator under every backend:
-    waveform mean removal, frames of `frame_length_ms` every `frame_shift_ms`
+    frames of `frame_length_ms` every `frame_shift_ms`
     (snip edges), per-frame DC removal, pre-emphasis 0.97, symmetric Hann window,
     power spectrum at the next power of two, Kaldi mel banks from `low_freq` to
     Nyquist, `log(max(x, 1.19e-7))` (the frame's DC removal and pre-emphasis are
-    computed in an equivalent, cheaper order; see `call`). Then, optionally, normalisation
+    computed in an equivalent, cheaper order, and the waveform mean AST removes first
+    cancels in it; see `call`). Then, optionally, normalisation
     `(x - mean) / (2 std)` and padding/cropping to `target_frames`. Padding comes
     *after* normalisation and is 0, so padded frames look like the dataset mean
     (the AST reference code pads before normalising, which makes them ≈ +0.47).
