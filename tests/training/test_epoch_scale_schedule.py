@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from kc2f.training.epoch_scale_schedule import EpochScaleSchedule, parse_epoch_scales
+from kc2f.training.lean_adam import LeanAdam
 from kc2f.training.phase_optimizer import compile_phase
 from kc2f.training.run_config import RunConfig
 from kc2f.training.warmup_step_decay import WarmupStepDecay
@@ -59,12 +60,17 @@ def _model():
 
 
 def test_defaults_stay_adam_with_warmup_step_decay_and_adamw_is_chosen_by_option():
+    # Keras 3's AdamW is its Adam with a weight decay: both options build kc2f's Adam (LeanAdam; on
+    # PyTorch Keras' own), with the option's decay and betas.
+    adam_class = keras.optimizers.Adam if keras.backend.backend() == "torch" else LeanAdam
     default = compile_phase(_model(), RunConfig(lr=1e-3), False, 10)
-    assert type(default) is keras.optimizers.Adam and _schedule_name(default) == WarmupStepDecay.__name__
+    assert type(default) is adam_class and _schedule_name(default) == WarmupStepDecay.__name__
+    assert default.get_config()["weight_decay"] == pytest.approx(RunConfig().weight_decay)
     config = RunConfig(lr=1e-3, optimizer="adamw", weight_decay=0.05, beta_1=0.9, lr_schedule="epoch-scales",
                        lr_epoch_scales=HTSAT_SCALES)
     adamw = compile_phase(_model(), config, True, 10)
-    assert type(adamw) is keras.optimizers.AdamW and adamw.weight_decay == pytest.approx(0.05)
+    assert type(adamw) is adam_class and adamw.get_config()["weight_decay"] == pytest.approx(0.05)
+    assert adamw.beta_1 == pytest.approx(0.9)
     assert _schedule_name(adamw) == EpochScaleSchedule.__name__
     adamw.iterations.assign(115)  # epoch 11 of 10-step epochs: x0.05
     np.testing.assert_allclose(float(keras.ops.convert_to_numpy(adamw.learning_rate)), 5e-5, rtol=1e-6)
