@@ -544,7 +544,7 @@ def _decode_wav_numpy(contents):
     the problem; tests/data check that both give identical samples.
     """
     size = len(contents)
-    if size < 12 or contents[8:12] != b"WAVE":
+    if size < 12 or contents[:4] != b"RIFF" or contents[8:12] != b"WAVE":
         return None
     pos, fmt_pos, data_pos, data_size = 12, -1, -1, 0
     for _ in range(256):
@@ -611,10 +611,9 @@ def read_audio(path):
         contents = f.read()
     if not contents:
         raise AudioError(path, "file is empty (0 bytes)")
-    if contents[:4] == b"RIFF":
-        decoded = _decode_wav_numpy(contents)
-        if decoded is not None:
-            return decoded
+    decoded = _decode_wav_numpy(contents)
+    if decoded is not None:
+        return decoded
     decoder = decode_wav_fn if contents[:4] == b"RIFF" else decode_audio_fn
     samples, rate, status = decoder(tf.constant(contents))
     status = int(status)
@@ -642,7 +641,7 @@ def read_mono_wav(path):
             contents = f.read()
     except OSError:
         return None
-    decoded = _decode_wav_numpy(contents) if contents[:4] == b"RIFF" else None
+    decoded = _decode_wav_numpy(contents)
     if decoded is None or decoded[0].shape[1] != 1:
         return None
     return decoded[0][:, 0], decoded[1]

@@ -36,7 +36,6 @@ class LeanAdam(keras.optimizers.Adam):
         self._step_scalars = None
 
     def apply(self, grads, trainable_variables=None):
-        self._step_scalars = None
         try:
             return super().apply(grads, trainable_variables)
         finally:
@@ -71,5 +70,4 @@ class LeanAdam(keras.optimizers.Adam):
     def get_config(self):
         config = super().get_config()
         config["weight_decay"] = self.decoupled_weight_decay
-        config.pop("amsgrad", None)
         return config
