@@ -153,9 +153,11 @@ class ScanCache:
                 pass  # e.g. a file system without shared memory: rollback journal, still locked
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            row = conn.execute("SELECT value FROM meta WHERE key='scan_version'").fetchone()
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # Read under the write lock: a version read before it could be a second process's
+                # half-made cache, and dropping `files` then would lose what that process stores next.
+                row = conn.execute("SELECT value FROM meta WHERE key='scan_version'").fetchone()
                 if row is None or row[0] != SCAN_VERSION:
                     conn.execute("DROP TABLE IF EXISTS files")
                     conn.execute("INSERT OR REPLACE INTO meta VALUES ('scan_version', ?)", (SCAN_VERSION,))

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from kc2f.data import Example, bad_audio, get_dataset_spec
+from kc2f.data import Example, bad_audio, get_dataset_spec, scan_cache
 from kc2f.data.scan_cache import FILE_NAME, ScanCache
 
 from ._fixtures import REPO_ROOT, band_limited_signal, write_wav
@@ -174,6 +174,38 @@ def test_two_processes_write_the_same_cache(tmp_path):
         found = cache.lookup(keys)
     assert len(found) == 4000
     assert found[("/data/b/7/42.wav", 142, 1)] == (0, 16000, 42, 1, True, 0.5, None)
+
+
+def test_opening_while_another_process_makes_the_cache_keeps_what_it_stores(tmp_path):
+    """The interleaving behind a lost batch: an opener must not read the version before it holds the lock."""
+    import sqlite3
+    import threading
+
+    cache_path = str(tmp_path / FILE_NAME)
+    locked = threading.Event()
+
+    def first_process():  # half-way through making the cache when the second one opens it
+        maker = sqlite3.connect(cache_path, isolation_level=None)
+        maker.execute("PRAGMA journal_mode=WAL")
+        maker.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        maker.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(0.5)  # the opener is now waiting for the lock
+        maker.execute("INSERT INTO meta VALUES ('scan_version', ?)", (scan_cache.SCAN_VERSION,))
+        maker.execute(
+            "CREATE TABLE files (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, scanned_ns INTEGER, "
+            "status INTEGER, rate INTEGER, frames INTEGER, channels INTEGER, finite INTEGER, peak REAL, message TEXT)")
+        maker.execute("INSERT INTO files VALUES ('/data/x.wav', 100, 1, 9000000000, 0, 16000, 5, 1, 1, 0.5, NULL)")
+        maker.execute("COMMIT")
+        maker.close()
+
+    maker = threading.Thread(target=first_process)
+    maker.start()
+    assert locked.wait(timeout=60)
+    with ScanCache(cache_path) as cache:
+        maker.join(timeout=60)
+        assert cache.enabled
+        assert cache.lookup([("/data/x.wav", 100, 1)]) == {("/data/x.wav", 100, 1): (0, 16000, 5, 1, True, 0.5, None)}
 
 
 def test_packed_shards_carry_their_scan_result(tmp_path, decodes):
