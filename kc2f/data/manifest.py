@@ -701,6 +701,7 @@ def _synthetic_index(data_dir, split, options, on_problem):
         data_dir,
         clips_per_class=options.get("clips_per_class", synthetic.DEFAULT_CLIPS_PER_CLASS),
         seed=options.get("seed", 0),
+        test_clips_per_class=options.get("test_clips_per_class"),
     )
     examples, label_names = _folder_index(data_dir, split, {}, on_problem)
     return examples, label_names
@@ -746,7 +747,7 @@ def build_index(spec_or_name, data_dir, split, **options):
             for `SPEECH_COMMANDS_10`; the other words' clips become `_unknown_`,
             a sample of them as large as an average keyword class, and a
             `_silence_` folder, where the copy has one, is a class);
-            `clips_per_class`, `seed` (synthetic);
+            `clips_per_class`, `test_clips_per_class`, `seed` (synthetic);
             `on_problem`: `"error"` (default) raises one `ManifestError`
             listing every bad row; `"skip"` leaves bad rows out.
 

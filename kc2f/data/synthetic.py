@@ -206,8 +206,7 @@ def write_synthetic_dataset(out_dir, clips_per_class=DEFAULT_CLIPS_PER_CLASS, se
         raise ValueError(
             f"clips_per_class must be a positive integer. Received: clips_per_class={clips_per_class!r}"
         )
-    if test_clips_per_class is None:
-        test_clips_per_class = max(2, clips_per_class // 4)
+    test_clips_per_class = _test_count(clips_per_class, test_clips_per_class)
     for split_id, (split, count) in enumerate((("train", clips_per_class),
                                                ("test", test_clips_per_class))):
         for class_id, name in enumerate(CLASSES):
@@ -221,6 +220,16 @@ def write_synthetic_dataset(out_dir, clips_per_class=DEFAULT_CLIPS_PER_CLASS, se
     return out_dir
 
 
+def _test_count(clips_per_class, test_clips_per_class):
+    if test_clips_per_class is None:
+        return max(2, clips_per_class // 4)
+    if isinstance(test_clips_per_class, bool) or not isinstance(test_clips_per_class, int) \
+            or test_clips_per_class < 1:
+        raise ValueError("test_clips_per_class must be a positive integer. "
+                         f"Received: test_clips_per_class={test_clips_per_class!r}")
+    return test_clips_per_class
+
+
 def _params(clips_per_class, seed, test_clips_per_class):
     return {"version": _VERSION, "clips_per_class": clips_per_class, "seed": seed,
             "test_clips_per_class": test_clips_per_class, "classes": list(CLASSES)}
@@ -231,7 +240,8 @@ def default_cache_dir():
     return os.path.join(cache_root(), "synthetic")
 
 
-def ensure_synthetic_dataset(data_dir=None, clips_per_class=DEFAULT_CLIPS_PER_CLASS, seed=0):
+def ensure_synthetic_dataset(data_dir=None, clips_per_class=DEFAULT_CLIPS_PER_CLASS, seed=0,
+                             test_clips_per_class=None):
     """Returns a directory holding the synthetic dataset, generating it if needed.
 
     Generation goes to a temporary sibling directory renamed into place at
@@ -239,18 +249,24 @@ def ensure_synthetic_dataset(data_dir=None, clips_per_class=DEFAULT_CLIPS_PER_CL
 
     Args:
         data_dir: where it lives; `None` means
-            `default_cache_dir()/cpc{clips_per_class}-seed{seed}`.
+            `default_cache_dir()/cpc{clips_per_class}-seed{seed}`, or
+            `cpc{clips_per_class}-test{test_clips_per_class}-seed{seed}` with
+            a test count other than the default.
         clips_per_class: training clips per class.
         seed: generation seed.
+        test_clips_per_class: test clips per class (`None`:
+            `max(2, clips_per_class // 4)`).
 
     Raises:
         ValueError: `data_dir` holds a synthetic dataset made with other
             parameters, or is a non-empty directory that is not one.
     """
+    test_count = _test_count(clips_per_class, test_clips_per_class)
     if data_dir is None:
-        data_dir = os.path.join(default_cache_dir(), f"cpc{clips_per_class}-seed{seed}")
+        test_part = "" if test_count == _test_count(clips_per_class, None) else f"-test{test_count}"
+        data_dir = os.path.join(default_cache_dir(), f"cpc{clips_per_class}{test_part}-seed{seed}")
     data_dir = os.path.abspath(os.path.expanduser(str(data_dir)))
-    wanted = _params(clips_per_class, seed, max(2, clips_per_class // 4))
+    wanted = _params(clips_per_class, seed, test_count)
     marker = os.path.join(data_dir, _MARKER)
     if os.path.isfile(marker):
         with open(marker) as f:
@@ -270,7 +286,7 @@ def ensure_synthetic_dataset(data_dir=None, clips_per_class=DEFAULT_CLIPS_PER_CL
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".synthetic-", dir=parent)
     try:
-        write_synthetic_dataset(tmp, clips_per_class, seed)
+        write_synthetic_dataset(tmp, clips_per_class, seed, test_count)
         if os.path.isdir(data_dir):
             os.rmdir(data_dir)  # empty, checked above
         try:

@@ -31,6 +31,7 @@ DEMO_FACTORS = (2, 1)
 DEMO_OPTIONS = {
     "dataset": "synthetic",
     "clips_per_class": 200,
+    "test_clips_per_class": 200,
     "hidden_dim": 128,
     "depth": 2,
     "num_heads": 4,

@@ -128,9 +128,10 @@ def resolve(config):
     if resolved.fold is not None and spec.layout != "esc50":
         raise RunError(f"Option 'fold' selects ESC-50's held-out fold; dataset '{spec.name}' has no folds. "
                        f"Received: fold={resolved.fold}")
-    if resolved.clips_per_class is not None and spec.layout != "synthetic":
-        raise RunError(f"Option 'clips_per_class' sizes the generated synthetic set; dataset '{spec.name}' "
-                       f"is read from disk. Received: clips_per_class={resolved.clips_per_class}")
+    for name in ("clips_per_class", "test_clips_per_class"):
+        if getattr(resolved, name) is not None and spec.layout != "synthetic":
+            raise RunError(f"Option '{name}' sizes the generated synthetic set; dataset '{spec.name}' "
+                           f"is read from disk. Received: {name}={getattr(resolved, name)}")
     if (resolved.mean is None) != (resolved.std is None):
         raise RunError("Give both 'mean' and 'std', or neither.")
     if resolved.target is not None and resolved.baseline is not None:
@@ -434,13 +435,14 @@ def stratified_holdout(examples, fraction, seed):
 
 
 # The run options that are `manifest.build_index` layout options of the same name.
-INDEX_OPTIONS = ("fold", "clips_per_class", "include_folders", "keywords")
+INDEX_OPTIONS = ("fold", "clips_per_class", "test_clips_per_class", "include_folders", "keywords")
 
 
 def index_options(config):
     """`manifest.build_index`'s layout options from a run's options (a `RunConfig` or its
-    `config.json` mapping): ESC-50's held-out `fold`, the synthetic set's `clips_per_class`, the
-    `_name` folders read as classes, Speech Commands' `keywords` (each left out when `None`)."""
+    `config.json` mapping): ESC-50's held-out `fold`, the synthetic set's `clips_per_class` and
+    `test_clips_per_class`, the `_name` folders read as classes, Speech Commands' `keywords`
+    (each left out when `None`)."""
     get = config.get if isinstance(config, dict) else (lambda key: getattr(config, key, None))
     return {key: get(key) for key in INDEX_OPTIONS if get(key) is not None}
 

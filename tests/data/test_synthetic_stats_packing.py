@@ -32,6 +32,25 @@ def test_synthetic_layout_and_determinism(synth_dir, tmp_path):
         synthetic.ensure_synthetic_dataset(synth_dir, clips_per_class=5, seed=0)
 
 
+def test_test_clips_per_class_sizes_the_test_split_in_a_directory_of_its_own(tmp_path, monkeypatch):
+    monkeypatch.setenv("KC2F_CACHE_DIR", str(tmp_path / "cache"))
+    default = synthetic.ensure_synthetic_dataset(clips_per_class=4, seed=0)
+    larger = synthetic.ensure_synthetic_dataset(clips_per_class=4, seed=0, test_clips_per_class=5)
+    assert os.path.basename(default) == "cpc4-seed0" and os.path.basename(larger) == "cpc4-test5-seed0"
+    assert synthetic.ensure_synthetic_dataset(clips_per_class=4, seed=0, test_clips_per_class=2) == default
+    train, _ = build_index("synthetic", None, "train", clips_per_class=4, test_clips_per_class=5)
+    test, _ = build_index("synthetic", None, "test", clips_per_class=4, test_clips_per_class=5)
+    assert (len(train), len(test)) == (32, 40) and all(e.path.startswith(larger) for e in train + test)
+    # The training clips are the default set's: only the test split grows.
+    default_train, _ = build_index("synthetic", None, "train", clips_per_class=4)
+    assert [open(a.path, "rb").read() for a in train] == [open(b.path, "rb").read() for b in default_train]
+    with pytest.raises(ValueError, match="made with"):
+        synthetic.ensure_synthetic_dataset(default, clips_per_class=4, seed=0, test_clips_per_class=3)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=f"test_clips_per_class={bad!r}"):
+            synthetic.write_synthetic_dataset(str(tmp_path / "bad"), clips_per_class=4, test_clips_per_class=bad)
+
+
 def test_synthetic_clips_are_distinct_and_sane():
     rng = np.random.default_rng(0)
     for name in synthetic.CLASSES:

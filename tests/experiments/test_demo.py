@@ -12,7 +12,7 @@ from kc2f.experiments import demo as demo_lib
 from tests.conftest import TINY_MODEL
 
 TINY = {**{k: int(v) for k, v in (item.split("=") for item in TINY_MODEL)},
-        "clips_per_class": 4, "epochs": 2, "batch_size": 8}
+        "clips_per_class": 4, "test_clips_per_class": 2, "epochs": 2, "batch_size": 8}
 
 
 def test_demo_command_trains_both_runs_and_prints_the_tables_as_json(tmp_path, monkeypatch):
@@ -28,7 +28,7 @@ def test_demo_command_trains_both_runs_and_prints_the_tables_as_json(tmp_path, m
     assert row["name"] == "maxpool 2→1"
     for name in ("baseline", "maxpool-2-1"):
         config = json.loads((out / name / "config.json").read_text())
-        assert config["clips_per_class"] == 4 and config["epochs"] == 2
+        assert config["clips_per_class"] == 4 and config["epochs"] == 2 and config["test_clips_per_class"] == 2
     assert json.loads((out / "baseline" / "config.json").read_text())["factors"] == [1]
     # Re-running reuses both finished runs.
     again = CliRunner().invoke(demo_command, ["--out", str(out), "--data-dir", str(tmp_path / "data"), "--quiet"])
@@ -42,8 +42,9 @@ def test_set_replaces_the_demos_options_and_keeps_the_rest():
     assert changed == demo_lib.demo_config(decay_rate=0.85, hidden_dim=256, batch_size=16, seed=2)
     assert (changed.decay_rate, changed.model_options.hidden_dim, changed.batch_size, changed.seed) == (0.85, 256, 16, 2)
     default = demo_lib.demo_config()
-    assert (changed.clips_per_class, changed.epochs, changed.model_options.depth) == \
-        (default.clips_per_class, default.epochs, default.model_options.depth) == (200, 14, 2)
+    assert (changed.clips_per_class, changed.test_clips_per_class, changed.epochs, changed.model_options.depth) == \
+        (default.clips_per_class, default.test_clips_per_class, default.epochs, default.model_options.depth) == \
+        (200, 200, 14, 2)
     assert changed.model_options.patch_size == default.model_options.patch_size == (16, 8)
     assert demo_lib.demo_config(("model_options.depth=3",), data_dir=None).model_options.depth == 3
 
@@ -58,12 +59,13 @@ def test_a_bad_set_is_a_one_line_error_before_anything_is_written(tmp_path):
     assert not out.exists() and not (tmp_path / "data").exists()
 
 
-def test_clips_per_class_is_refused_for_a_dataset_on_disk(tmp_path):
+@pytest.mark.parametrize("name", ["clips_per_class", "test_clips_per_class"])
+def test_clips_per_class_is_refused_for_a_dataset_on_disk(tmp_path, name):
     from kc2f.training.run_config import RunConfig
     from kc2f.training.trainer import plan_run
 
-    with pytest.raises(ValueError, match="clips_per_class"):
-        plan_run(RunConfig(dataset="fsdd", data_dir=str(tmp_path), clips_per_class=10))
+    with pytest.raises(ValueError, match=f"Option '{name}' sizes the generated synthetic set.*{name}=10"):
+        plan_run(RunConfig(dataset="fsdd", data_dir=str(tmp_path), **{name: 10}))
 
 
 @pytest.mark.slow
