@@ -24,7 +24,7 @@ from kc2f.training.baseline_match import baseline_mismatch, describe
 from kc2f.training.phase_schedule import default_initial_fraction
 from kc2f.training.run_config import DEFAULT_LR_SCHEDULE, DEFAULT_WARMUP_STEPS, flat_options, selection_split
 from kc2f.training.run_directory import RunDirectory
-from kc2f.training.run_error import RunError
+from kc2f.training.run_error import OTHER_RUN_DIR, RunError
 
 # Options that may differ when a run is resumed: how bad clips are reported, the
 # device layout (the global batch, not the device count, defines the run) and how
@@ -232,7 +232,7 @@ def check_resume(run, config, store, log=print, commit=True):
         if found:
             raise RunError(
                 f"Run directory {run} holds {', '.join(found)} but no {run.STATE}: it is not a kc2f run "
-                "that can be resumed. Remove those files or choose another --run-dir."
+                f"that can be resumed. Remove those files or {OTHER_RUN_DIR}."
             )
         changed = _config_changes(run, config) if run.has(run.CONFIG) else None
         if changed and commit:
@@ -302,7 +302,7 @@ def _check_same_config(run, config):
     if changed:
         raise RunError(
             f"Run directory {run} holds a run with another configuration ({changed}). "
-            "Resume it with the same options, or choose another --run-dir."
+            f"Resume it with the same options, or {OTHER_RUN_DIR}."
         )
 
 

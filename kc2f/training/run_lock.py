@@ -4,7 +4,7 @@ import fcntl
 import os
 import socket
 
-from kc2f.training.run_error import RunError
+from kc2f.training.run_error import OTHER_RUN_DIR, RunError
 
 
 class RunLock:
@@ -37,7 +37,7 @@ class RunLock:
             os.close(fd)
             raise RunError(
                 f"Run directory {os.path.dirname(self.path) or '.'} is in use by {holder} "
-                f"(lock file {self.path}); wait for that run to end or choose another --run-dir."
+                f"(lock file {self.path}); wait for that run to end or {OTHER_RUN_DIR}."
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)

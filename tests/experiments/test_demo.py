@@ -35,6 +35,11 @@ def test_demo_command_trains_both_runs_and_prints_the_tables_as_json(tmp_path, m
     assert again.exit_code == 0, again.output
     assert again.output.count("already finished") == 2
     assert "Plot of accuracy against training FLOPs" in again.output
+    # Other options over the finished runs: refused, naming the demo's own way out.
+    other = CliRunner().invoke(demo_command, ["--out", str(out), "--data-dir", str(tmp_path / "data"), "--quiet",
+                                              "--set", "epochs=3"])
+    assert other.exit_code != 0 and "Traceback" not in other.output
+    assert "another configuration (epochs: 2 -> 3)" in other.output and "--out of sweep, cv and demo" in other.output
 
 
 def test_set_replaces_the_demos_options_and_keeps_the_rest():
