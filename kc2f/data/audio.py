@@ -638,7 +638,10 @@ def read_mono_wav(path):
     """
     try:
         with open(path, "rb") as f:
-            contents = f.read()
+            head = f.read(12)
+            if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None  # not a WAV: the caller's decoder reads it, once
+            contents = head + f.read()
     except OSError:
         return None
     decoded = _decode_wav_numpy(contents)
