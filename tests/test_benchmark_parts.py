@@ -117,6 +117,23 @@ def test_profile_traces_each_factor_and_lists_its_top_ops(tmp_path):
     assert "profile size=" in text and "C=2 " in text and " ms " in text and "op kinds per step" in text
 
 
+@pytest.mark.parametrize("mode", ["--profile", "--breakdown", "--compare-minimal"])
+def test_from_files_gives_the_files_recipe_to_the_other_measurements(mode, fsdd_dir, tmp_path):
+    # They time a step on synthetic waveforms; --from-files used to be dropped without a word, so
+    # `--from-files DIR --dataset fsdd --profile` profiled 10 s clips of 128 mel bins.
+    pytest.importorskip("tensorflow")
+    extra = [mode, str(tmp_path / "traces")] if mode == "--profile" else [mode]
+    own = CliRunner().invoke(bench, TINY + ["--factors", "1", "--json", *extra])
+    recipe = CliRunner().invoke(bench, TINY + ["--factors", "1", "--json", *extra,
+                                              "--from-files", str(fsdd_dir), "--dataset", "fsdd"])
+    assert own.exit_code == 0 and recipe.exit_code == 0, own.output + recipe.output
+    own_row, recipe_row = json.loads(own.stdout)["rows"][0], json.loads(recipe.stdout)["rows"][0]
+    # The FSDD recipe: 1.28 s at 8 kHz, 128 frames of 64 mel bins; TINY's own clip: 1 s at 16 kHz, 128 bins.
+    assert own_row["frames"] != 128 or own_row["tokens"] != recipe_row["tokens"]
+    assert recipe_row["frames"] == 128 and recipe_row["tokens"] < own_row["tokens"]
+    assert "fsdd" in recipe.stderr and "64 mel bins" in recipe.stderr
+
+
 def test_op_kind_drops_where_an_op_is():
     assert op_kind("gradient_tape/ast_c1_1/block_2_1/strided_slice_1/StridedSliceGrad:StridedSliceGrad") == (
         "StridedSliceGrad")

@@ -2,7 +2,7 @@
 
 from kc2f.benchmark.compare_minimal import compare_minimal as _compare_minimal
 from kc2f.benchmark.compare_minimal import format_compare
-from kc2f.benchmark.files import benchmark_files
+from kc2f.benchmark.files import benchmark_files, recipe_spec
 from kc2f.benchmark.max_batch import find_max_batch as _find_max_batch
 from kc2f.benchmark.output import format_lines, format_max_batch
 from kc2f.benchmark.synthetic import run_benchmark
@@ -26,8 +26,13 @@ def run(spec, *, from_files=None, dataset="folder", split="train", find_max_batc
         profile: trace the step of every factor into this directory and list
             its top ops (`profile.measure_profile`).
 
-    Otherwise times the step on synthetic waveforms (`run_benchmark`).
+    Otherwise times the step on synthetic waveforms (`run_benchmark`). With
+    `from_files`, the other measurements time the step of the files' recipe
+    (`recipe_spec`: its clip, sample rate, frames, mel bins and classes) on
+    synthetic waveforms of that shape.
     """
+    if from_files and (compare_minimal or profile or breakdown or find_max_batch):
+        spec = recipe_spec(spec, from_files, dataset=dataset, split=split, log=log)
     if compare_minimal:
         result = _compare_minimal(spec, log=log)
         return result, format_compare(result)

@@ -37,15 +37,9 @@ def benchmark_files(spec, data_dir, *, dataset="folder", split="train", log=None
     keeps up, larger when training is input-bound.
     """
     # Deferred: TensorFlow (tf.data, behind kc2f.data) is optional under JAX and PyTorch.
-    from kc2f.data import manifest, pipeline, registry
+    from kc2f.data import pipeline
 
-    recipe = registry.get_dataset_spec(dataset)
-    examples, label_names = manifest.build_index(recipe, str(data_dir), split)
-    if len(examples) < spec.batch:
-        raise BenchError(
-            f"{data_dir} has {len(examples)} {split} clips, fewer than one batch. Received: batch={spec.batch}"
-        )
-    spec = _dataset_spec(spec, recipe, len(label_names))
+    spec, recipe, examples, label_names = _indexed(spec, data_dir, dataset, split)
     data = pipeline.make_dataset(
         examples, label_names, recipe, batch_size=spec.batch, training=True, seed=spec.seed,
         drop_remainder=True, repeat=True,
@@ -77,6 +71,38 @@ def benchmark_files(spec, data_dir, *, dataset="folder", split="train", log=None
     return measure_configurations(
         spec, measure, log=log, dataset=recipe.name, data_dir=str(data_dir), split=split, clips=len(examples)
     )
+
+
+def recipe_spec(spec, data_dir, *, dataset="folder", split="train", log=None):
+    """`spec` with the input of the files under `data_dir` under the registry's `dataset` recipe.
+
+    For the measurements that time a step on synthetic waveforms (`--profile`,
+    `--breakdown`, `--compare-minimal`, `--find-max-batch`): given
+    `--from-files`, they time the step of that recipe's clip, sample rate,
+    frames, mel bins, fbank statistics, SpecAugment and classes (the classes
+    counted in the files), as `benchmark_files` does, instead of the synthetic
+    clip's defaults.
+    """
+    spec, recipe, examples, label_names = _indexed(spec, data_dir, dataset, split)
+    if log:
+        log(f"input of {data_dir} ({len(examples)} {split} clips, {len(label_names)} classes) under the "
+            f"{recipe.name!r} recipe: {spec.seconds:g} s at {spec.sample_rate} Hz, {spec.frames} frames, "
+            f"{spec.num_mel_bins} mel bins; the step runs on synthetic waveforms of that shape")
+    return spec
+
+
+def _indexed(spec, data_dir, dataset, split):
+    """`(spec with the recipe's input, recipe, examples, label names)` of the files under `data_dir`."""
+    # Deferred: kc2f.data (the index) is needed only with --from-files.
+    from kc2f.data import manifest, registry
+
+    recipe = registry.get_dataset_spec(dataset)
+    examples, label_names = manifest.build_index(recipe, str(data_dir), split)
+    if len(examples) < spec.batch:
+        raise BenchError(
+            f"{data_dir} has {len(examples)} {split} clips, fewer than one batch. Received: batch={spec.batch}"
+        )
+    return _dataset_spec(spec, recipe, len(label_names)), recipe, examples, label_names
 
 
 def _dataset_spec(spec, recipe, num_classes):

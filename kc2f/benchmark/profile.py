@@ -157,7 +157,8 @@ def profile_row(spec, size, method, factor, out_dir):
     ops = top_ops(trace_dir, spec.steps)
     row = {
         "size": size.name, "method": method, "factor": factor, "tokens": int(model.position_embedding.num_tokens),
-        "batch": spec.batch, "steps": spec.steps, "compile_s": compile_seconds,
+        "batch": spec.batch, "seconds": spec.seconds, "frames": spec.target_frames, "steps": spec.steps,
+        "compile_s": compile_seconds,
         "traced_step_ms": traced_ms, "trace_dir": str(trace_dir), **ops,
     }
     release(model)

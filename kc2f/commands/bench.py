@@ -53,7 +53,9 @@ def _split(text, convert=str, what="value"):
 @click.option("--num-classes", type=int, default=527, show_default=True, help="Classes of the head.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of data and SpecAugment.")
 @click.option("--from-files", "from_files", type=click.Path(exists=True, file_okay=False),
-              help="Feed the step from audio files under DIR through the tf.data pipeline.")
+              help="Feed the step from audio files under DIR through the tf.data pipeline. With --profile, "
+              "--breakdown, --compare-minimal or --find-max-batch: time the step of DIR's recipe (its clip, "
+              "sample rate, frames, mel bins, classes) on synthetic waveforms of that shape.")
 @click.option("--dataset", default="folder", show_default=True,
               help="With --from-files: the registry recipe and layout of DIR (e.g. fsdd, esc50, folder).")
 @click.option("--split", default="train", show_default=True, help="With --from-files: the split to read.")
