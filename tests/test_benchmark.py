@@ -18,10 +18,10 @@ from tests.conftest import REPO, backend
 TINY = ["--hidden", "32", "--depth", "1", "--heads", "2", "--seconds", "1", "--batch-size", "2",
         "--steps", "3", "--warmup", "1", "--num-classes", "5"]
 ROW_KEYS = ("C=", "tokens=", "batch=", "step_ms=", "samples_per_s=", "tflops=", "mfu=",
-            "step_ratio=", "flops_ratio=", "peak_mem=", "compile_s=")
+            "step_ratio=", "flops_ratio=", "peak_mem=", "compile_s=", "dtype=")
 JSON_ROW_FIELDS = ("size", "method", "factor", "tokens", "batch", "frames", "step_ms", "samples_per_s",
                    "train_flops_per_sample", "tflops", "mfu", "step_ratio", "flops_ratio",
-                   "peak_memory_bytes", "compile_s", "jit")
+                   "peak_memory_bytes", "compile_s", "jit", "compute_dtype")
 
 
 def _row_lines(output):
@@ -43,6 +43,20 @@ def test_table_prints_every_column_for_a_tiny_config():
     assert "C=2 " in rows[1]
     # 1 s → 128 frames: 8 × 8 patches + 2 prefix tokens at C=1, 8 × 4 + 2 at C=2.
     assert "tokens=66 " in rows[0] and "tokens=34 " in rows[1]
+
+
+def test_every_row_runs_in_the_precision_asked_for():
+    # Keras' clear_session between rows also resets the dtype policy to float32: every row after the
+    # first ran in float32 under --precision mixed_bfloat16 (on an H200, C = 2 slower than C = 1).
+    import keras
+
+    result = CliRunner().invoke(bench, TINY + ["--factors", "1,2,4", "--precision", "mixed_bfloat16", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["precision"] == "mixed_bfloat16"
+    assert [row["compute_dtype"] for row in data["rows"]] == ["bfloat16"] * 3
+    # The caller's policy is back once the benchmark is done.
+    assert keras.config.dtype_policy().name == "float32"
 
 
 def test_json_is_valid_and_has_the_fields():

@@ -1,7 +1,10 @@
 """`kc2f bench --compare-minimal` and `--breakdown`: the minimal step computes kc2f's function, the CLI prints both."""
 
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -141,3 +144,53 @@ def test_op_kind_drops_where_an_op_is():
     assert op_kind("fusion.12") == op_kind("fusion.3") == "fusion"
     assert op_kind("loop_multiply_fusion_2") == "loop_multiply_fusion"
     assert op_kind("dot") == "dot"
+
+
+_HLO = """HloModule jit_train_step, is_scheduled=true
+%fused_computation (param_0: f32[4]) -> f32[4] {
+  %param_0 = f32[4]{0} parameter(0)
+  ROOT %negate.1 = f32[4]{0} negate(%param_0)
+}
+ENTRY %main.1 (p0: f32[4], p1: f32[4]) -> f32[4] {
+  %p0 = f32[4]{0} parameter(0)
+  %p1 = f32[4]{0} parameter(1)
+  %negate_fusion = f32[4]{0} fusion(%p0), kind=kLoop, calls=%fused_computation
+  %copy_bitcast_fusion.3 = f32[2,2]{1,0} fusion(%p0, %p1, %negate_fusion, %p0, %p1, /*index=5*/%p1, %p0), kind=kLoop, calls=%fused_computation
+  ROOT %multi = (f32[4]{0}, f32[4]{0}) fusion(%p0, %p1), kind=kInput, calls=%fused_computation
+}
+"""
+
+
+def test_hlo_fusions_counts_each_fusions_operands():
+    from kc2f.benchmark.hlo_fusions import fusions
+
+    found = {f["name"]: f for f in fusions(_HLO)}
+    assert set(found) == {"negate_fusion", "copy_bitcast_fusion.3", "multi"}
+    # The index comments XLA puts every five operands are not operands.
+    assert found["copy_bitcast_fusion.3"]["operands"] == 7 and found["copy_bitcast_fusion.3"]["kind"] == "kLoop"
+    assert found["multi"]["operands"] == 2 and found["multi"]["shape"].startswith("(f32[4]")
+    assert found["negate_fusion"]["operands"] == 1
+
+
+def test_hlo_fusions_summarizes_an_xla_dump(tmp_path):
+    # What tools/gpu_bench.sh PROFILE=1 prints from the profiled steps' dump: here a real JAX program.
+    pytest.importorskip("jax")
+    code = ("import jax, jax.numpy as jnp\n"
+            "f = jax.jit(jax.grad(lambda w, x: jnp.sum(jnp.tanh(x @ w) ** 2)))\n"
+            "f(jnp.ones((8, 8)), jnp.ones((4, 8))).block_until_ready()\n")
+    env = {**os.environ, "XLA_FLAGS": f"--xla_dump_to={tmp_path} --xla_dump_hlo_as_text",
+           "JAX_PLATFORMS": "cpu"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=300)
+    out = subprocess.run([sys.executable, "-m", "kc2f.benchmark.hlo_fusions", str(tmp_path), "--top", "2"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "fusions" in out.stdout and "operands" in out.stdout and "widest:" in out.stdout
+    from kc2f.benchmark.hlo_fusions import summarize_dump
+
+    rows = summarize_dump(tmp_path, top=2)
+    assert rows and all(len(row["widest"]) <= 2 for row in rows)
+    assert any(row["fusions"] > 0 for row in rows)
+    assert all(not row["module"].endswith(("_", ".")) for row in rows)
+    missing = subprocess.run([sys.executable, "-m", "kc2f.benchmark.hlo_fusions", str(tmp_path / "nope")],
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert missing.returncode == 2 and "is not a directory" in missing.stderr

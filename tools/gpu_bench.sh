@@ -5,6 +5,7 @@
 #     tools/gpu_bench.sh                      # AST-Base, batch 64, C=1,2,4, bf16
 #     SIZE=small BATCH=128 tools/gpu_bench.sh
 #     PROFILE=1 tools/gpu_bench.sh            # then each factor's top device ops (kc2f bench --profile)
+#                                             # and the widest fusions of its optimised HLO
 #
 # 1. ../shared/bench/torch_ast_reference.py --compile (timm ViT, bf16 autocast, fused AdamW);
 # 2. KERAS_BACKEND=jax kc2f bench --preset base --factors 1,2,4 --batch-size 64 --precision mixed_bfloat16;
@@ -115,9 +116,14 @@ PY
 profile_status=0
 if [ "${PROFILE:-0}" = 1 ]; then
     # Issue 35's anomaly (kc2f's C=2 step slower than C=1 on the GPU): each factor's top device ops.
-    echo "=== kc2f bench --profile (KERAS_BACKEND=jax): --preset $SIZE --factors 1,2 --batch-size $BATCH, traces in $RESULTS_DIR/profile"
-    KERAS_BACKEND=jax "$PYTHON" -m kc2f.commands.bench --preset "$SIZE" --factors 1,2 --batch-size "$BATCH" \
+    # With XLA's optimised programs dumped: their widest fusions show whether the step recomputes the
+    # residual-stream gradient in every weight-gradient fusion, as XLA:CPU does (kc2f/benchmark/hlo_fusions.py).
+    echo "=== kc2f bench --profile (KERAS_BACKEND=jax): --preset $SIZE --factors 1,2 --batch-size $BATCH, traces in $RESULTS_DIR/profile, HLO in $RESULTS_DIR/hlo"
+    XLA_FLAGS="${XLA_FLAGS:-} --xla_dump_to=$RESULTS_DIR/hlo --xla_dump_hlo_as_text" KERAS_BACKEND=jax \
+        "$PYTHON" -m kc2f.commands.bench --preset "$SIZE" --factors 1,2 --batch-size "$BATCH" \
         --precision mixed_bfloat16 --steps 10 --profile "$RESULTS_DIR/profile" ${KC2F_ARGS:-} || profile_status=$?
+    echo "=== widest fusions of the compiled train steps (C=1, then C=2)"
+    "$PYTHON" -m kc2f.benchmark.hlo_fusions "$RESULTS_DIR/hlo" --match train_step --top 8 || profile_status=$?
 fi
 
 if [ "$torch_status" -ne 0 ] || [ "$kc2f_status" -ne 0 ] || [ "$profile_status" -ne 0 ]; then

@@ -96,6 +96,10 @@ def synchronize(value):
         import jax
 
         return np.asarray(jax.block_until_ready(value))
+    if hasattr(value, "dtype") and keras.backend.standardize_dtype(value.dtype) in ("bfloat16", "float16"):
+        # TensorFlow's bfloat16 tensors do not convert to NumPy ("object __array__ method not
+        # producing an array"): `--precision mixed_bfloat16` failed at its first matmul.
+        value = keras.ops.cast(value, "float32")
     return keras.ops.convert_to_numpy(value)
 
 
@@ -111,7 +115,12 @@ def to_device(data):
 def release(model=None):
     """Frees what a benchmark row allocated before the next one."""
     del model
+    # clear_session also resets the global dtype policy to float32: under `--precision
+    # mixed_bfloat16` every row after the first one ran in float32 (on an H200 that made the C = 2
+    # step slower than the C = 1 step, issue 35's "anomaly"). The policy is the run's, not the row's.
+    policy = keras.config.dtype_policy()
     keras.backend.clear_session()
+    keras.config.set_dtype_policy(policy)
     gc.collect()
     if keras.backend.backend() == "torch":
         try:

@@ -33,7 +33,8 @@ def format_row(result, row):
         f"tokens={row['tokens']} batch={row['batch']} step_ms={row['step_ms']:.1f} "
         f"samples_per_s={row['samples_per_s']:.4g} tflops={row['tflops']:.4g} mfu={_fmt(mfu, '.1f')}% "
         f"step_ratio={_fmt(row['step_ratio'], '.3f')} flops_ratio={_fmt(row['flops_ratio'], '.3f')} "
-        f"peak_mem={_fmt_memory(row['peak_memory_bytes'])} compile_s={row['compile_s']:.1f}"
+        f"peak_mem={_fmt_memory(row['peak_memory_bytes'])} compile_s={row['compile_s']:.1f} "
+        f"dtype={row['compute_dtype']}"
     )
     if row.get("input") == "files":
         line += (

@@ -158,7 +158,7 @@ def profile_row(spec, size, method, factor, out_dir):
     row = {
         "size": size.name, "method": method, "factor": factor, "tokens": int(model.position_embedding.num_tokens),
         "batch": spec.batch, "seconds": spec.seconds, "frames": spec.target_frames, "steps": spec.steps,
-        "compile_s": compile_seconds,
+        "compile_s": compile_seconds, "compute_dtype": model.dtype_policy.compute_dtype,
         "traced_step_ms": traced_ms, "trace_dir": str(trace_dir), **ops,
     }
     release(model)
@@ -173,7 +173,8 @@ def measure_profile(spec, out_dir, *, log=None):
 def format_profile_row(result, row):
     lines = [f"kc2f[{result['backend']}] profile size={row['size']} method={row['method']} C={row['factor']} "
              f"tokens={row['tokens']} batch={row['batch']} traced_step_ms={row['traced_step_ms']:.1f} "
-             f"compile_s={row['compile_s']:.1f} top {row['where']} ops per step ({row['trace_dir']}):"]
+             f"compile_s={row['compile_s']:.1f} dtype={row['compute_dtype']} top {row['where']} ops per step "
+             f"({row['trace_dir']}):"]
     lines += [_op_line(op) for op in row["ops"]]
     if row.get("kinds"):
         lines.append(f"  top {row['where']} op kinds per step (the ops above and the rest, summed by kind):")

@@ -69,6 +69,8 @@ def make_row(model, size, spec, times, first, flops, peak_flops_per_s, **extra):
         "mfu": mfu,
         "peak_memory_bytes": peak_memory_bytes(),
         "jit": jit_label(model),
+        # What the row ran in, read off the model, not the precision asked for.
+        "compute_dtype": model.dtype_policy.compute_dtype,
         "step_ratio": None,
         "flops_ratio": None,
     }
