@@ -95,8 +95,8 @@ if not kc2f:
 factors = sorted(set(torch) | set(kc2f))
 t1, k1 = torch.get(1), kc2f.get(1)
 print("| C | tokens | torch samples/s | kc2f samples/s | kc2f/torch | torch step/C1 | kc2f step/C1 "
-      "| FLOPs/C1 | kc2f MFU | kc2f peak mem |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+      "| FLOPs/C1 | kc2f MFU | kc2f peak mem | kc2f dtype |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for c in factors:
     t, k = torch.get(c, {}), kc2f.get(c, {})
     ts, ks = num(t, "samples_per_s"), num(k, "samples_per_s")
@@ -104,7 +104,8 @@ for c in factors:
     t_ratio = num(t, "step_ms") / num(t1, "step_ms") if t and t1 else None
     print(f"| {c} | {k.get('tokens', t.get('tokens', '?'))} | {fmt(ts, '.0f')} | {fmt(ks, '.0f')} "
           f"| {fmt(speed, '.2f')} | {fmt(t_ratio)} | {fmt(num(k, 'step_ratio'))} "
-          f"| {fmt(num(k, 'flops_ratio'))} | {k.get('mfu', 'n/a')} | {k.get('peak_mem', 'n/a')} |")
+          f"| {fmt(num(k, 'flops_ratio'))} | {k.get('mfu', 'n/a')} | {k.get('peak_mem', 'n/a')} "
+          f"| {k.get('dtype', 'n/a')} |")
 if t1 and k1:
     ratio = num(k1, "samples_per_s") / num(t1, "samples_per_s")
     print(f"\nkc2f/torch samples/s at C=1: {ratio:.2f} "

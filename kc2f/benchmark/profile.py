@@ -10,8 +10,9 @@ its device planes (XLA's kernels); on a CPU, the host threads' events, less
 those that wrap a whole step or call (the step function, executors, Python
 frames) and threads' waits. Each row keeps
 its top ops, per step, so the factors compare side by side: the op whose time
-does not fall with C is what keeps a coarse step from being cheaper (the GPU
-anomaly of issue 35: the C = 2 step slower than C = 1).
+does not fall with C is what keeps a coarse step from being cheaper. Each row
+names the dtype its model ran in: issue 35's GPU C = 2 step, slower than C = 1,
+was a float32 step beside a bfloat16 one (fixed in `backend.release`).
 """
 
 import collections
