@@ -120,10 +120,11 @@ def test_profile_traces_each_factor_and_lists_its_top_ops(tmp_path):
     assert "profile size=" in text and "C=2 " in text and " ms " in text and "op kinds per step" in text
 
 
-@pytest.mark.parametrize("mode", ["--profile", "--breakdown", "--compare-minimal"])
+@pytest.mark.parametrize("mode", ["--profile", "--breakdown"])
 def test_from_files_gives_the_files_recipe_to_the_other_measurements(mode, fsdd_dir, tmp_path):
     # They time a step on synthetic waveforms; --from-files used to be dropped without a word, so
-    # `--from-files DIR --dataset fsdd --profile` profiled 10 s clips of 128 mel bins.
+    # `--from-files DIR --dataset fsdd --profile` profiled 10 s clips of 128 mel bins. (--compare-minimal
+    # and --find-max-batch take the same branch of `benchmark.run`; their own runs take 25-50 s here.)
     pytest.importorskip("tensorflow")
     extra = [mode, str(tmp_path / "traces")] if mode == "--profile" else [mode]
     own = CliRunner().invoke(bench, TINY + ["--factors", "1", "--json", *extra])
