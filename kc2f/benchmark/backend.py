@@ -90,6 +90,11 @@ def jit_label(model):
     return "torch.compile" if keras.backend.backend() == "torch" else "xla"
 
 
+def dtype_label(model):
+    """The dtype `model` computes in, read off its own policy (not the precision a run asked for)."""
+    return model.dtype_policy.compute_dtype
+
+
 def synchronize(value):
     """Blocks until `value` (a backend tensor) is computed; returns it as NumPy."""
     if keras.backend.backend() == "jax":

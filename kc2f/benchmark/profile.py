@@ -23,7 +23,7 @@ import time
 
 import keras
 
-from kc2f.benchmark.backend import release
+from kc2f.benchmark.backend import dtype_label, release
 from kc2f.benchmark.errors import BenchError
 from kc2f.benchmark.rows import measure_rows
 from kc2f.benchmark.step import TrainStep, build_model, compile_model, synthetic_batch
@@ -159,7 +159,7 @@ def profile_row(spec, size, method, factor, out_dir):
     row = {
         "size": size.name, "method": method, "factor": factor, "tokens": int(model.position_embedding.num_tokens),
         "batch": spec.batch, "seconds": spec.seconds, "frames": spec.target_frames, "steps": spec.steps,
-        "compile_s": compile_seconds, "compute_dtype": model.dtype_policy.compute_dtype,
+        "compile_s": compile_seconds, "compute_dtype": dtype_label(model),
         "traced_step_ms": traced_ms, "trace_dir": str(trace_dir), **ops,
     }
     release(model)

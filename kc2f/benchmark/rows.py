@@ -4,7 +4,7 @@ import statistics
 
 import keras
 
-from kc2f.benchmark.backend import compute_dtype, device_name, jit_label, precision_scope
+from kc2f.benchmark.backend import compute_dtype, device_name, dtype_label, jit_label, precision_scope
 from kc2f.benchmark.memory import peak_memory_bytes
 from kc2f.benchmark.peak import measure_matmul_peak, throughput
 
@@ -69,8 +69,7 @@ def make_row(model, size, spec, times, first, flops, peak_flops_per_s, **extra):
         "mfu": mfu,
         "peak_memory_bytes": peak_memory_bytes(),
         "jit": jit_label(model),
-        # What the row ran in, read off the model, not the precision asked for.
-        "compute_dtype": model.dtype_policy.compute_dtype,
+        "compute_dtype": dtype_label(model),
         "step_ratio": None,
         "flops_ratio": None,
     }
